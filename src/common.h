@@ -1,0 +1,81 @@
+/* common.h: errors, checked allocation, logging, timing, RNG, atomic files.
+ *
+ * Error convention (as in SQLite): a library function that can fail on bad
+ * input returns 0 on success and -1 on failure, after recording a message with
+ * calm_error(). The message names the file and what is wrong; the CLI prints
+ * calm_last_error() and exits non-zero. Running out of memory is not bad input:
+ * xmalloc() dies with file:line and a hint.
+ */
+#ifndef CALM_COMMON_H
+#define CALM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define CALM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define CALM_NORETURN __attribute__((noreturn))
+#else
+#define CALM_PRINTF(a, b)
+#define CALM_NORETURN
+#endif
+
+/* Record an error message (printf-style); always returns -1 so that
+ * `return calm_error(...)` reads naturally. The message is per thread. */
+int calm_error(const char *fmt, ...) CALM_PRINTF(1, 2);
+const char *calm_last_error(void);
+
+/* Print "calm: error at file:line: message" and a HINT line, then exit(1). */
+CALM_NORETURN void calm_die(const char *file, int line, const char *hint, const char *fmt, ...)
+    CALM_PRINTF(4, 5);
+#define calm_fatal(hint, ...) calm_die(__FILE__, __LINE__, hint, __VA_ARGS__)
+
+void *calm_xmalloc(size_t n, const char *file, int line);
+void *calm_xcalloc(size_t n, size_t size, const char *file, int line);
+void *calm_xrealloc(void *p, size_t n, const char *file, int line);
+char *calm_xstrdup(const char *s, const char *file, int line);
+#define xmalloc(n) calm_xmalloc((n), __FILE__, __LINE__)
+#define xcalloc(n, s) calm_xcalloc((n), (s), __FILE__, __LINE__)
+#define xrealloc(p, n) calm_xrealloc((p), (n), __FILE__, __LINE__)
+#define xstrdup(s) calm_xstrdup((s), __FILE__, __LINE__)
+/* 64-byte aligned, zeroed; free with free(). */
+float *calm_alloc_floats(size_t n, const char *file, int line);
+#define xalloc_floats(n) calm_alloc_floats((n), __FILE__, __LINE__)
+
+/* Informational log line on stderr ("calm: ..."), suppressed by calm_quiet. */
+extern int calm_quiet;
+void calm_log(const char *fmt, ...) CALM_PRINTF(1, 2);
+
+/* Monotonic wall-clock seconds. */
+double calm_now(void);
+
+/* Counter-based RNG: the same (seed, stream) always yields the same numbers,
+ * whatever was drawn before, which keeps data order and init reproducible. */
+typedef struct {
+    uint64_t state;
+} Rng;
+void rng_seed(Rng *r, uint64_t seed, uint64_t stream);
+uint64_t rng_u64(Rng *r);
+float rng_uniform(Rng *r); /* [0, 1) */
+float rng_normal(Rng *r);  /* N(0, 1) */
+uint64_t calm_hash64(uint64_t x); /* splitmix64 finaliser */
+
+/* Read a whole file into a malloc'd buffer (NUL-terminated; *len excludes the NUL). */
+int calm_read_file(const char *path, char **data, size_t *len);
+
+/* Write n buffers back to back to path atomically: a temp file in the same
+ * directory, fsync, rename over path, fsync the directory. On failure the old
+ * file (if any) is untouched and the temp file is removed. */
+int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n);
+
+/* mkdir -p; 0 on success or if it exists as a directory. */
+int calm_mkdirs(const char *path);
+
+/* Join dir and name into a malloc'd string. */
+char *calm_path_join(const char *dir, const char *name);
+
+/* SHA-256 of a file as 64 lowercase hex digits plus NUL. */
+int calm_sha256_file(const char *path, char out_hex[65]);
+
+#endif

@@ -1,0 +1,164 @@
+/* model.h: a Llama-style decoder (HF LlamaForCausalLM compatible).
+ *
+ * Dimension letters, fixed across calm:
+ *   B batch, T time (sequence length), C model width (hidden_size),
+ *   NH query heads, NKV key/value heads, HS head size, F MLP width
+ *   (intermediate_size), L layers, V vocabulary, N = B*T rows.
+ *
+ * Memory: one flat allocation each for parameters, gradients and activations;
+ * structs of pointers index into them, so checkpoints, all-reduce and tests see
+ * contiguous ranges. Parameter order inside the flat buffer follows
+ * model_param_table().
+ */
+#ifndef CALM_MODEL_H
+#define CALM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int dim;         /* C: hidden_size */
+    int n_layers;    /* L: num_hidden_layers */
+    int n_heads;     /* NH: num_attention_heads */
+    int n_kv_heads;  /* NKV: num_key_value_heads (divides NH) */
+    int head_dim;    /* HS: head_dim (default C / NH) */
+    int hidden_dim;  /* F: intermediate_size */
+    int vocab_size;  /* V */
+    int max_seq_len; /* max_position_embeddings */
+    float norm_eps;  /* rms_norm_eps */
+    float rope_theta;
+    int tie_embeddings; /* tie_word_embeddings: lm_head shares embed_tokens */
+    int bos_id, eos_id, pad_id;
+} ModelConfig;
+
+/* Defaults for a byte-level model; callers fill the sizes they care about. */
+void model_config_default(ModelConfig *c);
+/* Check invariants (positive sizes, NH % NKV == 0, vocab >= 259, ...). */
+int model_config_validate(const ModelConfig *c, const char *origin);
+/* Read / write config.json with LlamaConfig keys ("model_type": "llama"). */
+int model_config_load(ModelConfig *c, const char *path);
+int model_config_save(const ModelConfig *c, const char *path);
+
+typedef struct {
+    float *attn_norm; /* [C]        input_layernorm.weight */
+    float *wq;        /* [NH*HS, C] self_attn.q_proj.weight */
+    float *wk;        /* [NKV*HS,C] self_attn.k_proj.weight */
+    float *wv;        /* [NKV*HS,C] self_attn.v_proj.weight */
+    float *wo;        /* [C, NH*HS] self_attn.o_proj.weight */
+    float *mlp_norm;  /* [C]        post_attention_layernorm.weight */
+    float *w_gate;    /* [F, C]     mlp.gate_proj.weight */
+    float *w_up;      /* [F, C]     mlp.up_proj.weight */
+    float *w_down;    /* [C, F]     mlp.down_proj.weight */
+} LayerParams;
+
+typedef struct {
+    float *embed;       /* [V, C] model.embed_tokens.weight */
+    LayerParams *layers; /* [L] */
+    float *norm;        /* [C] model.norm.weight */
+    float *lm_head;     /* [V, C] lm_head.weight; == embed when tied */
+} ModelParams;
+
+/* One entry per parameter tensor, in flat-buffer order. */
+typedef struct {
+    char name[96]; /* HF tensor name */
+    int ndim;
+    int64_t shape[2];
+    size_t offset; /* in floats, into the flat buffer */
+    size_t numel;
+} ParamInfo;
+
+/* Saved-for-backward activations of one block. */
+typedef struct {
+    float *ln1, *ln1_rstd;  /* [N,C], [N] */
+    float *q, *k, *v;        /* [N,NH*HS] after RoPE, [N,NKV*HS] after RoPE, [N,NKV*HS] */
+    float *probs;            /* [B,NH,T,T] attention probabilities */
+    float *att;              /* [N,NH*HS] attention output before o_proj */
+    float *ln2, *ln2_rstd;   /* [N,C], [N] */
+    float *gate, *up, *act;  /* [N,F]: gate_proj, up_proj, silu(gate)*up */
+} BlockActs;
+
+typedef struct {
+    int B, T;            /* capacity this buffer was sized for */
+    float *resid;        /* [L+1, N, C]: resid[0] embeddings, resid[l+1] output of block l */
+    BlockActs *blocks;   /* [L] */
+    float *lnf, *lnf_rstd; /* [N,C], [N] */
+    float *logits;       /* [N,V] */
+    float *losses;       /* [N] per-token loss */
+    /* backward scratch */
+    float *dresid;       /* [N,C] gradient flowing down the residual stream */
+    float *dx, *dq, *dk, *dv, *datt, *dprobs, *dgate, *dup, *dact, *dln; /* per-block scratch */
+    float *dlogits;      /* [N,V] */
+    float *memory;
+    size_t numel;
+} Activations;
+
+/* Gradient modes. FULL computes parameter gradients; INPUT is the frozen-weights
+ * mode: only gradients with respect to the residual stream are propagated (no
+ * weight-gradient GEMMs at all), which is what composition training needs. */
+typedef enum { GRAD_FULL = 0, GRAD_INPUT = 1 } GradMode;
+
+/* Called after block `layer` has written resid[layer+1] (forward), or when the
+ * gradient with respect to resid[layer+1] is complete (backward). A hook may
+ * modify the buffer in place (composition adds its cross-attention output in
+ * forward, and its contribution to the gradient in backward). */
+typedef void (*ResidHook)(void *ctx, int layer, float *resid, int B, int T);
+
+typedef struct {
+    ModelConfig cfg;
+    size_t num_params;
+    float *params_memory;
+    ModelParams params;
+    ParamInfo *param_info;
+    int n_param_tensors;
+    float *grads_memory; /* NULL until model_alloc_grads */
+    ModelParams grads;
+    Activations acts;    /* sized on first forward, grown as needed */
+    float *rope_cos, *rope_sin; /* [max_seq_len, HS/2] */
+    /* last forward */
+    int B, T;
+    const int *tokens;   /* borrowed from the caller until backward */
+    int has_targets;
+    float mean_loss;
+} Model;
+
+int model_init(Model *m, const ModelConfig *cfg); /* allocates parameters (zeroed) */
+void model_init_random(Model *m, uint64_t seed);  /* normal(0, 0.02) weights, norms = 1 */
+void model_free(Model *m);
+void model_alloc_grads(Model *m);
+void model_zero_grads(Model *m);
+
+/* Forward over tokens [B,T]. If targets is non-NULL computes the cross-entropy
+ * loss, weighted per token by weights [B,T] (NULL = all ones; 0 drops a token),
+ * and returns the weighted mean; otherwise returns 0 and only fills logits.
+ * hook (may be NULL) runs after every block. */
+float model_forward(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
+                    ResidHook hook, void *hook_ctx);
+
+/* Backward of the last forward's loss (its targets and weights). Accumulates
+ * into m->grads in GRAD_FULL mode. stop_layer: propagate down to (and
+ * including) block stop_layer only; 0 = whole model (embedding gradient too,
+ * in FULL mode). After the call m->acts.dresid holds dL/d resid[stop_layer]. */
+void model_backward(Model *m, const int *targets, const float *weights, GradMode mode, int stop_layer,
+                    ResidHook hook, void *hook_ctx);
+
+/* Parameter table (names in HF convention). When tied, lm_head is not listed. */
+const ParamInfo *model_param_table(const Model *m, int *n);
+
+/* FLOPs for one forward+backward over B*T tokens (matmuls + attention),
+ * counting a multiply-add as 2. mode INPUT omits the weight-gradient GEMMs. */
+double model_flops_per_step(const ModelConfig *c, int B, int T, GradMode mode);
+
+/* ---- inference with a KV cache ---- */
+typedef struct {
+    int max_T, len;
+    float *k, *v; /* [L, max_T, NKV*HS] after RoPE */
+    float *x, *xb, *q, *att, *hb, *hb2, *scores, *logits; /* scratch for one position */
+} KVCache;
+
+void kvcache_init(KVCache *c, const ModelConfig *cfg, int max_T);
+void kvcache_free(KVCache *c);
+/* Feed one token at position c->len, append its K/V, return logits [V]
+ * (pointer into the cache's scratch). */
+float *model_decode_step(Model *m, KVCache *c, int token);
+
+#endif

@@ -1,0 +1,53 @@
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "common.h"
+
+char *tu_mkdtemp(const char *tag) {
+    const char *base = getenv("TMPDIR");
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s/calm-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return xstrdup(buf);
+}
+
+void tu_rmtree(const char *path) {
+    if (!path || strlen(path) < 8) return;
+    tu_system("rm -rf '%s'", path);
+}
+
+void tu_randn(float *x, size_t n, uint64_t seed, float scale) {
+    Rng r;
+    rng_seed(&r, seed, 0);
+    for (size_t i = 0; i < n; i++) x[i] = scale * rng_normal(&r);
+}
+
+double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs((double)a[i] - (double)b[i]) / (atol + rtol * fabs((double)b[i]));
+        if (!(r <= worst)) worst = r; /* NaN propagates as worst */
+        if (isnan(r)) return INFINITY;
+    }
+    return worst;
+}
+
+int tu_system(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}

@@ -1,0 +1,21 @@
+/* testutil.h: helpers shared by the cmocka tests. */
+#ifndef CALM_TESTUTIL_H
+#define CALM_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* A fresh empty directory under $TMPDIR (or /tmp), removed by tu_rmtree. */
+char *tu_mkdtemp(const char *tag);
+void tu_rmtree(const char *path);
+/* Fill with N(0, scale^2) numbers from a fixed seed. */
+void tu_randn(float *x, size_t n, uint64_t seed, float scale);
+/* Max over i of |a-b| / (atol + rtol*|b|); <= 1 means "close". */
+double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol);
+/* Run a shell command; returns its exit status (-1 if it did not exit). */
+int tu_system(const char *fmt, ...);
+
+#endif
