@@ -180,8 +180,9 @@ int calm_write_atomic(const char *path, const void *const *bufs, const size_t *l
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
+        calm_error("%s: rename from %s failed: %s", path, tmp, strerror(e));
         free(tmp);
-        return calm_error("%s: rename from %s failed: %s", path, tmp, strerror(e));
+        return -1;
     }
     free(tmp);
     fsync_dir_of(path);

@@ -73,6 +73,7 @@ typedef struct {
     float *q, *k, *v;        /* [N,NH*HS] after RoPE, [N,NKV*HS] after RoPE, [N,NKV*HS] */
     float *probs;            /* [B,NH,T,T] attention probabilities */
     float *att;              /* [N,NH*HS] attention output before o_proj */
+    float *mid;              /* [N,C] residual stream after attention: resid[l] + o_proj(att) */
     float *ln2, *ln2_rstd;   /* [N,C], [N] */
     float *gate, *up, *act;  /* [N,F]: gate_proj, up_proj, silu(gate)*up */
 } BlockActs;

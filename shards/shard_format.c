@@ -1,0 +1,208 @@
+/* shard_format.c: record layout, CRC-32C, key names and small shared helpers. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "common.h"
+#include "shard_internal.h"
+#include "tokenizer.h"
+
+const char *shard_kind_name(ShardKind kind) {
+    switch (kind) {
+    case SHARD_KIND_LM: return "lm";
+    case SHARD_KIND_TASK: return "task";
+    default: return "none";
+    }
+}
+
+const char *shard_split_name(ShardSplit split) { return split == SHARD_VAL ? "val" : "train"; }
+
+int shard_split_parse(const char *name, ShardSplit *out) {
+    if (strcmp(name, "train") == 0) *out = SHARD_TRAIN;
+    else if (strcmp(name, "val") == 0) *out = SHARD_VAL;
+    else return calm_error("unknown split '%s' (expected train or val)", name);
+    return 0;
+}
+
+/* ---- CRC-32C ----------------------------------------------------------
+ * Castagnoli polynomial (reflected 0x82F63B78): unlike a 64-bit hash it
+ * detects every burst error of up to 32 bits, so a flipped byte is always
+ * caught, and x86-64 computes it in hardware (SSE4.2 crc32). */
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++) crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+uint32_t shard_crc32c_sw(uint32_t crc, const void *data, size_t n) {
+    pthread_once(&crc_once, crc_init);
+    const uint8_t *p = data;
+    uint32_t c = ~crc;
+    while (n >= 8) { /* slice-by-8 */
+        uint32_t lo = shard_rd32(p) ^ c, hi = shard_rd32(p + 4);
+        c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^ crc_table[5][(lo >> 16) & 0xff] ^
+            crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+            crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff];
+    return ~c;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const void *data, size_t n) {
+    const uint8_t *p = data;
+    uint64_t c = ~crc;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+
+uint32_t shard_crc32c(uint32_t crc, const void *p, size_t n) {
+    static int hw = -1; /* benign race: every thread computes the same value */
+    if (hw < 0) hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    return hw ? crc32c_hw(crc, p, n) : shard_crc32c_sw(crc, p, n);
+}
+#else
+uint32_t shard_crc32c(uint32_t crc, const void *p, size_t n) { return shard_crc32c_sw(crc, p, n); }
+#endif
+
+/* ---- records ------------------------------------------------------------ */
+
+size_t shard_record_bytes(ShardKind kind, uint32_t n) {
+    return SHARD_HDR_BYTES + (size_t)n * 2 + (kind == SHARD_KIND_TASK ? n : 0);
+}
+
+static uint32_t record_crc(const uint8_t *key, const uint8_t *rec, size_t bytes) {
+    uint32_t c = shard_crc32c(0, key, SHARD_KEY_BYTES);
+    c = shard_crc32c(c, rec, 12);
+    return shard_crc32c(c, rec + SHARD_HDR_BYTES, bytes - SHARD_HDR_BYTES);
+}
+
+void shard_record_encode(uint8_t *out, const uint8_t key[SHARD_KEY_BYTES], ShardKind kind, uint32_t lang,
+                         const uint16_t *tokens, const uint8_t *mask, uint32_t n) {
+    uint16_t magic = SHARD_REC_MAGIC;
+    memcpy(out, &magic, 2);
+    out[2] = (uint8_t)kind;
+    out[3] = SHARD_REC_VERSION;
+    memcpy(out + 4, &lang, 4);
+    memcpy(out + 8, &n, 4);
+    memcpy(out + SHARD_HDR_BYTES, tokens, (size_t)n * 2);
+    if (kind == SHARD_KIND_TASK) memcpy(out + SHARD_HDR_BYTES + (size_t)n * 2, mask, n);
+    uint32_t crc = record_crc(key, out, shard_record_bytes(kind, n));
+    memcpy(out + 12, &crc, 4);
+}
+
+const char *shard_key_desc(char *buf, size_t cap, const ShardInfo *info, ShardSplit split, const uint8_t *key,
+                           size_t key_len) {
+    if (key_len != SHARD_KEY_BYTES) {
+        snprintf(buf, cap, "%s key of %zu bytes (expected %d)", shard_split_name(split), key_len, SHARD_KEY_BYTES);
+        return buf;
+    }
+    uint32_t lang = shard_rdbe32(key), id = shard_rdbe32(key + 4);
+    const char *code = info && lang < (uint32_t)info->n_langs ? info->langs[lang].code : "?";
+    snprintf(buf, cap, "%s record '%s' #%u (key %08x:%08x)", shard_split_name(split), code, id, lang, id);
+    return buf;
+}
+
+int shard_record_check(const char *dir, const ShardInfo *info, ShardSplit split, const MDB_val *key,
+                       const MDB_val *val, int verify, ShardRecord *rec) {
+    char kd[160];
+    const uint8_t *k = key->mv_data, *v = val->mv_data;
+    shard_key_desc(kd, sizeof kd, info, split, k, key->mv_size);
+    if (key->mv_size != SHARD_KEY_BYTES) return calm_error("%s: bad %s; the store is damaged, rebuild it", dir, kd);
+    uint32_t lang = shard_rdbe32(k);
+    if (lang >= (uint32_t)info->n_langs)
+        return calm_error("%s: %s: language id %u not in meta (%d languages); the store is damaged, rebuild it", dir,
+                          kd, lang, info->n_langs);
+    if (val->mv_size < SHARD_HDR_BYTES)
+        return calm_error("%s: %s: record of %zu bytes is shorter than its header; the store is damaged, rebuild it",
+                          dir, kd, val->mv_size);
+    uint16_t magic;
+    memcpy(&magic, v, 2);
+    uint32_t hlang = shard_rd32(v + 4), n = shard_rd32(v + 8), stored = shard_rd32(v + 12);
+    if (magic != SHARD_REC_MAGIC || v[3] != SHARD_REC_VERSION)
+        return calm_error("%s: %s: bad record header (magic %04x version %u, expected %04x version %u); the store is "
+                          "damaged, rebuild it",
+                          dir, kd, magic, v[3], SHARD_REC_MAGIC, SHARD_REC_VERSION);
+    if (v[2] != (uint8_t)info->kind)
+        return calm_error("%s: %s: record kind %u in a store of kind %s; the store is damaged, rebuild it", dir, kd,
+                          v[2], shard_kind_name(info->kind));
+    if (hlang != lang)
+        return calm_error("%s: %s: header says language %u; the store is damaged, rebuild it", dir, kd, hlang);
+    size_t want = shard_record_bytes(info->kind, n);
+    if (n > (uint32_t)info->seq_len + 1 || val->mv_size != want)
+        return calm_error("%s: %s: length mismatch (header %u tokens = %zu bytes, record %zu bytes, seq_len %d); the "
+                          "store is damaged, rebuild it",
+                          dir, kd, n, want, val->mv_size, info->seq_len);
+    if (verify) {
+        uint32_t crc = record_crc(k, v, val->mv_size);
+        if (crc != stored)
+            return calm_error("%s: %s: checksum mismatch (stored %08x, computed %08x); the store is damaged, rebuild it",
+                              dir, kd, stored, crc);
+    }
+    /* LMDB places values at even offsets (nodes are 2-byte aligned, keys are
+     * 8 bytes), so the uint16 tokens can be read where they lie. */
+    if (((uintptr_t)(v + SHARD_HDR_BYTES) & 1) != 0)
+        return calm_error("%s: %s: record not 2-byte aligned in the map (LMDB layout changed?)", dir, kd);
+    rec->kind = info->kind;
+    rec->lang = (int)lang;
+    rec->n = n;
+    rec->tokens = (const uint16_t *)(const void *)(v + SHARD_HDR_BYTES);
+    rec->mask = info->kind == SHARD_KIND_TASK ? v + SHARD_HDR_BYTES + (size_t)n * 2 : NULL;
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+void shard_utc_now(char out[32]) {
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    time_t t = sde && *sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+const char *shard_mdb_strerror(int rc) { return mdb_strerror(rc); }
+
+const char *shard_fmt_bytes(char *buf, size_t cap, double bytes) {
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+    return buf;
+}
+
+int shard_mix_shares(const uint64_t *n, int n_langs, double alpha, double *p) {
+    if (!(alpha >= 0) || !isfinite(alpha)) return calm_error("mixing alpha must be a number >= 0, got %g", alpha);
+    double sum = 0;
+    for (int i = 0; i < n_langs; i++) {
+        p[i] = n[i] > 0 ? pow((double)n[i], alpha) : 0.0;
+        sum += p[i];
+    }
+    if (!(sum > 0) || !isfinite(sum)) return calm_error("no samples to mix");
+    for (int i = 0; i < n_langs; i++) p[i] /= sum;
+    return 0;
+}

@@ -1,0 +1,143 @@
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "common.h"
+
+void train_state_init(TrainState *s, const Model *m) {
+    s->adam_m = xalloc_floats(m->num_params);
+    s->adam_v = xalloc_floats(m->num_params);
+    s->step = 0;
+}
+
+void train_state_free(TrainState *s) {
+    free(s->adam_m);
+    free(s->adam_v);
+    memset(s, 0, sizeof *s);
+}
+
+int train_state_load(TrainState *s, const Model *m, const char *dir) {
+    char *path = calm_path_join(dir, CALM_TRAINER_STATE_FILE);
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return 0;
+    }
+    StFile f;
+    int r = trainer_state_load(path, s->adam_m, s->adam_v, m->num_params, &f);
+    if (r == 0) {
+        const char *step = st_meta(&f, "step");
+        char *end = NULL;
+        s->step = step ? strtol(step, &end, 10) : -1;
+        if (!step || *end || s->step < 0) r = calm_error("%s: metadata 'step' missing or not a number", path);
+        st_close(&f);
+    }
+    free(path);
+    return r == 0 ? 1 : -1;
+}
+
+int train_save(const Model *m, const TrainState *s, const char *dir) {
+    if (model_save_dir(m, dir) != 0) return -1;
+    char *path = calm_path_join(dir, CALM_TRAINER_STATE_FILE);
+    char step[32];
+    snprintf(step, sizeof step, "%ld", s->step);
+    const char *keys[] = {"step"}, *values[] = {step};
+    int r = trainer_state_save(path, s->adam_m, s->adam_v, m->num_params, keys, values, 1);
+    free(path);
+    return r;
+}
+
+static void format_eta(char *buf, size_t n, double seconds) {
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(buf, n, "%ldh%02ldm", s / 3600, (s % 3600) / 60);
+    else snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
+}
+
+/* AdamW over every tensor; weight decay only on matrices (not norm gains). */
+static void optimizer_step(Model *m, TrainState *s, const OptimConfig *o, float lr) {
+    int n;
+    const ParamInfo *t = model_param_table(m, &n);
+    for (int k = 0; k < n; k++) {
+        size_t off = t[k].offset;
+        adamw_update(m->params_memory + off, m->grads_memory + off, s->adam_m + off, s->adam_v + off, t[k].numel,
+                     (int)s->step + 1, lr, o, t[k].ndim == 2 ? o->weight_decay : 0.0f);
+    }
+}
+
+int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, void *batch_ctx) {
+    const int B = cfg->B, T = cfg->T;
+    const size_t N = (size_t)B * T;
+    int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
+    float *weights = xmalloc(N * sizeof(float));
+    FILE *log = NULL;
+    if (cfg->is_main && cfg->log_path) {
+        log = fopen(cfg->log_path, s->step > 0 ? "a" : "w");
+        if (!log) return calm_error("%s: cannot open metrics log", cfg->log_path);
+    }
+    int tty = cfg->is_main && isatty(fileno(stderr));
+    model_alloc_grads(m);
+    double t_start = calm_now(), t_last = t_start, tokens_since = 0;
+    long first_step = s->step;
+    int rc = 0;
+    for (; s->step < cfg->steps; ) {
+        long step = s->step;
+        if (batch(batch_ctx, step, 0, B, T, tokens, targets, weights) != 0) {
+            rc = -1;
+            break;
+        }
+        model_zero_grads(m);
+        float loss = model_forward(m, tokens, targets, weights, B, T, NULL, NULL);
+        model_backward(m, targets, weights, GRAD_FULL, 0, NULL, NULL);
+        double lw[2] = {0, 0}; /* weighted loss sum and weight sum, for the global mean */
+        for (size_t i = 0; i < N; i++) lw[1] += weights[i];
+        lw[0] = (double)loss * lw[1];
+        if (cfg->reduce) cfg->reduce(cfg->reduce_ctx, m->grads_memory, m->num_params, lw);
+        double mean_loss = lw[1] > 0 ? lw[0] / lw[1] : 0.0;
+        double norm = sqrt(sum_squares(m->grads_memory, m->num_params));
+        float cf = clip_factor(&cfg->optim, norm);
+        if (cf < 1.0f) scale_inplace(m->grads_memory, m->num_params, cf);
+        float lr = lr_at(&cfg->optim, (int)step);
+        optimizer_step(m, s, &cfg->optim, lr);
+        s->step++;
+        tokens_since += (double)N;
+        if (!isfinite(mean_loss)) {
+            rc = calm_error("loss is %f at step %ld: training diverged (lower --lr or raise --warmup)", mean_loss, step);
+            break;
+        }
+        int last = s->step == cfg->steps;
+        if (cfg->is_main && (s->step % cfg->log_every == 0 || last)) {
+            double now = calm_now(), dt = now - t_last;
+            double tps = dt > 0 ? tokens_since / dt : 0;
+            double eta = (double)(cfg->steps - s->step) * (now - t_start) / (double)(s->step - first_step);
+            char etab[32];
+            format_eta(etab, sizeof etab, eta);
+            fprintf(stderr, "%sstep %ld/%ld | loss %.4f | lr %.2e | gnorm %.3f | %.0f tok/s | ETA %s%s", tty ? "\r" : "",
+                    s->step, cfg->steps, mean_loss, lr, norm, tps, etab, tty ? "   " : "\n");
+            if (log) {
+                fprintf(log,
+                        "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, "
+                        "\"elapsed_s\": %.3f}\n",
+                        s->step, mean_loss, lr, norm, tps, now - t_start);
+                fflush(log);
+            }
+            t_last = now;
+            tokens_since = 0;
+        }
+        if (cfg->is_main && cfg->out_dir && cfg->save_every > 0 && s->step % cfg->save_every == 0 && !last)
+            if (train_save(m, s, cfg->out_dir) != 0) {
+                rc = -1;
+                break;
+            }
+    }
+    if (tty) fputc('\n', stderr);
+    if (rc == 0 && cfg->is_main && cfg->out_dir) rc = train_save(m, s, cfg->out_dir);
+    if (log) fclose(log);
+    free(tokens);
+    free(targets);
+    free(weights);
+    return rc;
+}
