@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -78,15 +79,34 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 }
 
 uint32_t shard_crc32c(uint32_t crc, const void *p, size_t n) {
-    static int hw = -1; /* benign race: every thread computes the same value */
-    if (hw < 0) hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-    return hw ? crc32c_hw(crc, p, n) : shard_crc32c_sw(crc, p, n);
+    static int hw = -1;
+    int h = __atomic_load_n(&hw, __ATOMIC_RELAXED);
+    if (h < 0) {
+        h = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+        __atomic_store_n(&hw, h, __ATOMIC_RELAXED);
+    }
+    return h ? crc32c_hw(crc, p, n) : shard_crc32c_sw(crc, p, n);
 }
 #else
 uint32_t shard_crc32c(uint32_t crc, const void *p, size_t n) { return shard_crc32c_sw(crc, p, n); }
 #endif
 
 /* ---- records ------------------------------------------------------------ */
+
+int shard_key_cmp(const MDB_val *a, const MDB_val *b) {
+    if (a->mv_size == SHARD_KEY_BYTES && b->mv_size == SHARD_KEY_BYTES) {
+        uint64_t x, y;
+        memcpy(&x, a->mv_data, 8);
+        memcpy(&y, b->mv_data, 8);
+        x = __builtin_bswap64(x);
+        y = __builtin_bswap64(y);
+        return x < y ? -1 : x > y;
+    }
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp(a->mv_data, b->mv_data, n);
+    if (c) return c;
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
 
 size_t shard_record_bytes(ShardKind kind, uint32_t n) {
     return SHARD_HDR_BYTES + (size_t)n * 2 + (kind == SHARD_KIND_TASK ? n : 0);
@@ -124,46 +144,53 @@ const char *shard_key_desc(char *buf, size_t cap, const ShardInfo *info, ShardSp
     return buf;
 }
 
+/* Record the error "DIR: <key description>: <message>; the store is damaged,
+ * rebuild it". The key is only formatted on this cold path. */
+static int rec_error(const char *dir, const ShardInfo *info, ShardSplit split, const MDB_val *key, const char *fmt,
+                     ...) CALM_PRINTF(5, 6);
+static int rec_error(const char *dir, const ShardInfo *info, ShardSplit split, const MDB_val *key, const char *fmt,
+                     ...) {
+    char kd[160], msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    shard_key_desc(kd, sizeof kd, info, split, key->mv_data, key->mv_size);
+    return calm_error("%s: %s: %s; the store is damaged, rebuild it", dir, kd, msg);
+}
+
 int shard_record_check(const char *dir, const ShardInfo *info, ShardSplit split, const MDB_val *key,
                        const MDB_val *val, int verify, ShardRecord *rec) {
-    char kd[160];
     const uint8_t *k = key->mv_data, *v = val->mv_data;
-    shard_key_desc(kd, sizeof kd, info, split, k, key->mv_size);
-    if (key->mv_size != SHARD_KEY_BYTES) return calm_error("%s: bad %s; the store is damaged, rebuild it", dir, kd);
+    if (key->mv_size != SHARD_KEY_BYTES) return rec_error(dir, info, split, key, "bad key length");
     uint32_t lang = shard_rdbe32(k);
     if (lang >= (uint32_t)info->n_langs)
-        return calm_error("%s: %s: language id %u not in meta (%d languages); the store is damaged, rebuild it", dir,
-                          kd, lang, info->n_langs);
+        return rec_error(dir, info, split, key, "language id %u not in meta (%d languages)", lang, info->n_langs);
     if (val->mv_size < SHARD_HDR_BYTES)
-        return calm_error("%s: %s: record of %zu bytes is shorter than its header; the store is damaged, rebuild it",
-                          dir, kd, val->mv_size);
+        return rec_error(dir, info, split, key, "record of %zu bytes is shorter than its header", val->mv_size);
     uint16_t magic;
     memcpy(&magic, v, 2);
     uint32_t hlang = shard_rd32(v + 4), n = shard_rd32(v + 8), stored = shard_rd32(v + 12);
     if (magic != SHARD_REC_MAGIC || v[3] != SHARD_REC_VERSION)
-        return calm_error("%s: %s: bad record header (magic %04x version %u, expected %04x version %u); the store is "
-                          "damaged, rebuild it",
-                          dir, kd, magic, v[3], SHARD_REC_MAGIC, SHARD_REC_VERSION);
+        return rec_error(dir, info, split, key, "bad record header (magic %04x version %u, expected %04x version %u)",
+                         magic, v[3], SHARD_REC_MAGIC, SHARD_REC_VERSION);
     if (v[2] != (uint8_t)info->kind)
-        return calm_error("%s: %s: record kind %u in a store of kind %s; the store is damaged, rebuild it", dir, kd,
-                          v[2], shard_kind_name(info->kind));
-    if (hlang != lang)
-        return calm_error("%s: %s: header says language %u; the store is damaged, rebuild it", dir, kd, hlang);
+        return rec_error(dir, info, split, key, "record kind %u in a store of kind %s", v[2],
+                         shard_kind_name(info->kind));
+    if (hlang != lang) return rec_error(dir, info, split, key, "record header says language %u", hlang);
     size_t want = shard_record_bytes(info->kind, n);
     if (n > (uint32_t)info->seq_len + 1 || val->mv_size != want)
-        return calm_error("%s: %s: length mismatch (header %u tokens = %zu bytes, record %zu bytes, seq_len %d); the "
-                          "store is damaged, rebuild it",
-                          dir, kd, n, want, val->mv_size, info->seq_len);
+        return rec_error(dir, info, split, key, "length mismatch (header: %u tokens = %zu bytes; record: %zu bytes; "
+                         "seq_len %d)", n, want, val->mv_size, info->seq_len);
     if (verify) {
         uint32_t crc = record_crc(k, v, val->mv_size);
         if (crc != stored)
-            return calm_error("%s: %s: checksum mismatch (stored %08x, computed %08x); the store is damaged, rebuild it",
-                              dir, kd, stored, crc);
+            return rec_error(dir, info, split, key, "checksum mismatch (stored %08x, computed %08x)", stored, crc);
     }
     /* LMDB places values at even offsets (nodes are 2-byte aligned, keys are
      * 8 bytes), so the uint16 tokens can be read where they lie. */
     if (((uintptr_t)(v + SHARD_HDR_BYTES) & 1) != 0)
-        return calm_error("%s: %s: record not 2-byte aligned in the map (LMDB layout changed?)", dir, kd);
+        return rec_error(dir, info, split, key, "record not 2-byte aligned in the map (LMDB layout changed?)");
     rec->kind = info->kind;
     rec->lang = (int)lang;
     rec->n = n;

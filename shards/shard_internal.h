@@ -55,6 +55,11 @@ static inline void shard_key(uint8_t key[SHARD_KEY_BYTES], uint32_t lang, uint32
     shard_wrbe32(key + 4, id);
 }
 
+/* The ordering LMDB's default comparator gives (memcmp, then shorter first),
+ * without its call to memcmp for the usual 8-byte keys. Equivalent ordering
+ * keeps stores readable by any LMDB tool. */
+int shard_key_cmp(const MDB_val *a, const MDB_val *b);
+
 size_t shard_record_bytes(ShardKind kind, uint32_t n);
 /* Encode a record into out[shard_record_bytes(kind, n)]. */
 void shard_record_encode(uint8_t *out, const uint8_t key[SHARD_KEY_BYTES], ShardKind kind, uint32_t lang,
@@ -84,6 +89,9 @@ const char *shard_mdb_strerror(int rc);
 
 /* Format a byte count as "12.3 MiB". */
 const char *shard_fmt_bytes(char *buf, size_t cap, double bytes);
+
+/* Element i of the permutation of [0, n) for (seed, language, epoch). */
+uint64_t shard_permute(uint64_t seed, uint32_t lang, uint64_t epoch, uint64_t n, uint64_t i);
 
 /* Mixing shares p(L) ∝ n_L^alpha over the languages with n_L > 0; 0 elsewhere. */
 int shard_mix_shares(const uint64_t *n, int n_langs, double alpha, double *p);

@@ -133,11 +133,11 @@ static int open_env(ShardStore *s) {
     if (rc) {
         mdb_env_close(s->env);
         s->env = NULL;
-        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == ENOENT)
-            return calm_error("%s/data.mdb: not a readable LMDB file (%s); the store is damaged or truncated, rebuild it",
-                              s->dir, mdb_strerror(rc));
-        return calm_error("%s: cannot open LMDB store: %s", s->dir, mdb_strerror(rc));
+        return calm_error("%s/data.mdb: cannot open as LMDB (%s); the store is damaged or truncated, rebuild it",
+                          s->dir, mdb_strerror(rc));
     }
+    int dead;
+    mdb_reader_check(s->env, &dead); /* free reader slots of processes that died */
     return 0;
 }
 
@@ -173,6 +173,7 @@ static int open_dbs(ShardStore *s) {
     }
     for (int i = 0; i < SHARD_N_SPLITS; i++) {
         rc = mdb_dbi_open(txn, shard_split_name((ShardSplit)i), 0, &s->db[i]);
+        if (!rc) rc = mdb_set_compare(txn, s->db[i], shard_key_cmp);
         if (rc) {
             mdb_txn_abort(txn);
             return calm_error("%s: database '%s': %s; the store is damaged, rebuild it", s->dir,
@@ -218,7 +219,10 @@ int shard_store_open(ShardStore **out, const char *dir) {
     s->dev = (uint64_t)st.st_dev;
     s->ino = (uint64_t)st.st_ino;
     s->info.file_bytes = (uint64_t)st.st_size;
-    if (open_env(s) || check_length(s, (uint64_t)st.st_size) || open_dbs(s)) {
+    if (st.st_size < 2 * 4096) /* LMDB's two meta pages; a read-only open would try to create them */
+        rc = calm_error("%s/data.mdb: truncated: %lld bytes is less than LMDB's two meta pages; rebuild the store",
+                        dir, (long long)st.st_size);
+    if (rc || open_env(s) || check_length(s, (uint64_t)st.st_size) || open_dbs(s)) {
         pthread_mutex_unlock(&registry_lock);
         store_free(s);
         return -1;

@@ -1,5 +1,6 @@
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +76,13 @@ int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, vo
     float *weights = xmalloc(N * sizeof(float));
     FILE *log = NULL;
     if (cfg->is_main && cfg->log_path) {
+        char *dir = xstrdup(cfg->log_path), *slash = strrchr(dir, '/');
+        if (slash && slash != dir) *slash = 0;
+        int made = slash ? calm_mkdirs(dir) : 0;
+        free(dir);
+        if (made != 0) return -1;
         log = fopen(cfg->log_path, s->step > 0 ? "a" : "w");
-        if (!log) return calm_error("%s: cannot open metrics log", cfg->log_path);
+        if (!log) return calm_error("%s: cannot open metrics log: %s", cfg->log_path, strerror(errno));
     }
     int tty = cfg->is_main && isatty(fileno(stderr));
     model_alloc_grads(m);

@@ -8,17 +8,21 @@
  *
  * Conditioning. model_init_random's N(0, 0.02) weights give logits ~ 0 and
  * gradients of ~1e-5, below what a float forward can resolve by finite
- * differences. After checking that init, the test redraws the weights at
- * unit gain (N(0, 1/fan_in), norms 1 + N(0, 0.2^2)), so every activation is
- * O(1), and sets every 11th weight to exactly 0.
+ * differences. test_param_table checks that init; the gradient tests redraw
+ * the weights at unit gain (N(0, 1/fan_in), norms 1 + N(0, 0.2^2)), so every
+ * activation is O(1), and set every 11th weight to exactly 0. The per-token
+ * loss weights include zeros and unequal values.
  *
  * Noise. The loss (~log V = 5.6) is recomputed in double from the float
- * per-token losses, each off by ~1e-6 after two blocks of float arithmetic,
- * so f(x+h) - f(x-h) carries ~1e-6 of noise. A 4-point stencil (truncation
- * h^4 f^(5) / 30) allows h = 2e-2 of the tensor's rms, and turns that noise
- * into ~1e-6 * 1.5 / h ~ 1e-4 / rms of error in the derivative: below
- * atol = 1e-2 * max|an| of every tensor here. rtol = 2e-2 covers the rest
- * (ReLU-free model: the loss is smooth, no kinks to straddle).
+ * per-token losses; what is left is the forward's own float rounding, a few
+ * 1e-7 per evaluation. Central differences with h = 2e-2 of the tensor's rms
+ * turn that into ~1e-4 of absolute error at most (measured: the worst
+ * |fd - an| over every check is ~7e-5); the truncation h^2 f'''/6 is ~1e-4
+ * relative with O(1) activations. Hence atol = 5e-3 * max|an| (>= 2.5e-4:
+ * every tensor here has max|an| >= 0.05) and rtol = 2e-2; the worst ratio
+ * seen is 0.12, while every seeded mistake tried (dropped residual or RoPE
+ * gradient, wrong saved input, ignored token weights, tied head gradient lost)
+ * fails by factors of 10 or more.
  */
 #include "testutil.h"
 
@@ -34,9 +38,9 @@
 
 enum { B = 2, T = 5, N = B * T, C = 16, L = 2 };
 
-static const float FD_REL = 2e-2f; /* step relative to the tensor's rms */
-static const GcOpts GC_MODEL = {.h = 0, .stencil = 4, .atol_frac = 1e-2, .atol_min = 0, .rtol = 2e-2,
-                                .max_coords = 0, .seed = 0};
+static const float FD_REL = 2e-2f; /* FD step relative to the rms of what is perturbed */
+static const GcOpts GC_MODEL = {.h = 0, .stencil = 2, .atol_frac = 5e-3, .atol_min = 0, .rtol = 2e-2,
+                                .max_coords = 50, .seed = 3};
 
 /* Token 256 (BOS) and 108 appear twice, every other token once. */
 static const int TOKENS[N] = {256, 72, 101, 108, 108, 256, 119, 111, 33, 10};
@@ -211,7 +215,7 @@ static void check_all_params(int tied) {
     const ParamInfo *pt = model_param_table(m, &n);
     Rng r;
     rng_seed(&r, 77, (uint64_t)tied);
-    enum { K = 24 };
+    enum { K = 12 };
     size_t idx[K];
     int failed = 0, checked = 0;
     for (int i = 0; i < n; i++) {

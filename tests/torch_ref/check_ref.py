@@ -29,8 +29,7 @@ import llama_ref as R  # noqa: E402
 import make_fixture as MF  # noqa: E402
 import safetensors_io as S  # noqa: E402
 
-# Must equal the constants in tests/test_torch_fixture.c.
-ATOL_K, RTOL, LOSS_RTOL = 3e-5, 1e-4, 1e-5
+ATOL_K, RTOL, LOSS_RTOL = MF.ATOL_K, MF.RTOL, MF.LOSS_RTOL
 
 failures = []
 
@@ -217,9 +216,7 @@ def check_safetensors():
 
 # ---- mutation test of the C test's tolerance ----
 
-def ratio(a, ref, atol_k=ATOL_K, rtol=RTOL):
-    a, ref = a.double(), ref.double()
-    return ((a - ref).abs() / (atol_k * ref.abs().max() + rtol * ref.abs())).max().item()
+ratio = MF.close_ratio
 
 
 def worst_ratio(out, ref):

@@ -17,20 +17,26 @@ Everything is computed in float64 and rounded once to float32 when stored, so th
 fixture is the exact answer to within fp32 rounding and the C code's error is its own.
 
 Weights are N(0, 0.2) rather than the usual 0.02 so activations are far from trivial:
-with C=48 every projection has output std ~1.4x its input, attention logits have std ~2
-(peaked but not one-hot softmax), logits std ~1.4 over V=320, and the MLP's silu sees
-inputs well into its curved region. Norm weights are 1 + N(0, 0.1) so a C bug that
+with C=48 every projection has output std ~1.4x its input, attention scores have std
+~1.8 (mean max probability ~0.5: peaked, not one-hot), logits have std ~1.4 over V=320,
+and the MLP's silu sees inputs well into its curved region. Norm weights are 1 + N(0, 0.1) so a C bug that
 ignores them (or swaps input/post norm) shows.
 
-fp32 vs fp64, as measured by this script for the default seed (the same model run in
-torch float32, compared with the float64 result; recorded in the fixture metadata as
-torch_fp32_err_*; ratio = max_i |a-b| / (1e-5*max|ref| + 1e-4*|ref_i|), the measure
-tests/test_torch_fixture.c uses):
-    plain: logits max abs err ~1e-6 (max|logit| ~7), loss rel err ~1e-7,
-           worst gradient ratio ~0.03 (grad.resid0 / attention weights)
-    gqa, tied: same orders of magnitude.
-So torch's own fp32 computation sits ~30x inside the tolerance the C test applies; a
-C implementation that is correct but sums in another order should do about as well.
+fp32 vs fp64, measured by this script (the same fp32-rounded weights run in torch
+float32 vs float64; printed on every run and recorded in the fixture metadata as
+torch_fp32_*). ratio = max_i |a-b| / (ATOL_K*max|ref| + RTOL*|ref_i|), the measure and
+constants of tests/test_torch_fixture.c:
+    variant  logits max abs err  loss rel err  worst ratio (tensor)
+    plain    6.1e-6 (|max| 4.6)  6.2e-8        0.035 (logits)
+    gqa      3.6e-6 (|max| 6.2)  5.6e-8        0.031 (L1 k_proj grad)
+    tied     6.1e-6 (|max| 6.2)  3.8e-8        0.114 (L0 k_proj grad)
+The largest errors relative to a tensor's max|ref| are in the k_proj/q_proj gradients
+(up to 4e-6 * max|ref|, ~30 fp32 ulps): the softmax backward P*(dP - sum(P*dP))
+cancels, so those gradients are small differences of larger numbers. That is why the
+C test's atol is 3e-5*max|ref| rather than 1e-5 (where tied reaches 0.33): torch's own
+fp32 answer then uses ~1/9 of the budget, while every plausible bug tried by
+check_ref.py (RoPE pairing/sign/theta, KV-head mapping, eps, norm weight, attention
+scale, activation, loss weighting, tied embedding gradient) lands at ratio 1e3..5e4.
 """
 import argparse
 import json
@@ -92,11 +98,16 @@ def run(model, tokens, targets, weights):
     return logits.detach(), loss.detach(), grads, h0.grad.detach().clone()
 
 
+# Tolerances of tests/test_torch_fixture.c (keep equal): tensors pass when
+# |c - ref| <= ATOL_K*max|ref| + RTOL*|ref| elementwise; the loss when its relative
+# error is <= LOSS_RTOL.
+ATOL_K, RTOL, LOSS_RTOL = 3e-5, 1e-4, 1e-5
+
+
 def close_ratio(a, ref):
-    """The C test's measure: max |a-ref| / (1e-5*max|ref| + 1e-4*|ref|)."""
+    """The C test's measure: max |a-ref| / (ATOL_K*max|ref| + RTOL*|ref|); <= 1 passes."""
     a, ref = a.double(), ref.double()
-    atol = 1e-5 * ref.abs().max().item()
-    return ((a - ref).abs() / (atol + 1e-4 * ref.abs())).max().item()
+    return ((a - ref).abs() / (ATOL_K * ref.abs().max() + RTOL * ref.abs())).max().item()
 
 
 def main():

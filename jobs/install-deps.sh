@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install calm's Debian packages if any are missing. Used by jobs/quickstart.sh
+# and tests/run.sh, so a fresh Debian 12 machine needs nothing else.
+#   jobs/install-deps.sh          build and run dependencies
+#   jobs/install-deps.sh --test   plus what the test suite needs (PyTorch for fixtures)
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config
+          libblis-openmp-dev libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
+          liblmdb-dev lmdb-utils libcjson-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(libcmocka-dev python3 python3-numpy python3-torch)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "calm: installing Debian packages: ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then sudo="sudo"; else
+    echo "calm: not root and no sudo; ask an administrator to run: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,678 @@
+/* shard_cli.c: `calm shard build|info|verify|bench`. Exit codes: 0 ok,
+ * 1 failure (the message names the file or key), 2 usage error. */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "common.h"
+#include "shard_internal.h"
+#include "tokenizer.h"
+
+/* ---- options -------------------------------------------------------------- */
+
+typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_F64, OPT_SIZE, OPT_FLAG } OptType;
+
+typedef struct {
+    const char *name; /* "--seq-len" */
+    OptType type;
+    void *dst;
+} Opt;
+
+static int usage_error(const char *cmd, const char *fmt, ...) CALM_PRINTF(2, 3);
+static int usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "calm shard %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun 'calm shard %s --help' for usage.\n", cmd);
+    return 2;
+}
+
+static int failed(const char *cmd) {
+    fprintf(stderr, "calm shard %s: error: %s\n", cmd, calm_last_error());
+    return 1;
+}
+
+static int parse_u64(const char *s, uint64_t *out) {
+    char *end;
+    if (!*s || *s == '-') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Bytes with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_size(const char *s, uint64_t *out) {
+    char *end;
+    if (!*s || *s == '-') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s) return -1;
+    int shift = 0;
+    if (*end) {
+        const char *units = "KMGT", *u = strchr(units, *end);
+        if (!u || (end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)) return -1;
+        shift = 10 * (int)(u - units + 1);
+    }
+    if (v > (UINT64_MAX >> shift)) return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+static int set_opt(const char *cmd, const Opt *o, const char *val) {
+    uint64_t u;
+    char *end;
+    switch (o->type) {
+    case OPT_STR: *(const char **)o->dst = val; return 0;
+    case OPT_INT:
+        if (parse_u64(val, &u) || u > 0x7fffffff) return usage_error(cmd, "%s wants a non-negative integer, got '%s'", o->name, val);
+        *(int *)o->dst = (int)u;
+        return 0;
+    case OPT_U64:
+        if (parse_u64(val, &u)) return usage_error(cmd, "%s wants a non-negative integer, got '%s'", o->name, val);
+        *(uint64_t *)o->dst = u;
+        return 0;
+    case OPT_SIZE:
+        if (parse_size(val, &u)) return usage_error(cmd, "%s wants a byte count like 64M, got '%s'", o->name, val);
+        *(uint64_t *)o->dst = u;
+        return 0;
+    case OPT_F64: {
+        errno = 0;
+        double d = strtod(val, &end);
+        if (errno || end == val || *end) return usage_error(cmd, "%s wants a number, got '%s'", o->name, val);
+        *(double *)o->dst = d;
+        return 0;
+    }
+    case OPT_FLAG: *(int *)o->dst = 1; return 0;
+    }
+    return 2;
+}
+
+/* Parse argv[1..] into opts and positional arguments (argv[0] is the command).
+ * Returns 0, 2 on a usage error, or -1 when --help was asked for. */
+static int parse_args(const char *cmd, int argc, char **argv, const Opt *opts, int n_opts, char **pos, int *n_pos) {
+    *n_pos = 0;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (only_pos || a[0] != '-' || a[1] == 0) {
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return -1;
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        const Opt *o = NULL;
+        for (int k = 0; k < n_opts && !o; k++)
+            if (strlen(opts[k].name) == nlen && strncmp(opts[k].name, a, nlen) == 0) o = &opts[k];
+        if (!o) return usage_error(cmd, "unknown option '%.*s'", (int)nlen, a);
+        if (o->type == OPT_FLAG) {
+            if (eq) return usage_error(cmd, "%s takes no value", o->name);
+            set_opt(cmd, o, NULL);
+            continue;
+        }
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!val) return usage_error(cmd, "%s needs a value", o->name);
+        int rc = set_opt(cmd, o, val);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- build ------------------------------------------------------------------ */
+
+static const char build_usage[] =
+    "usage: calm shard build --out DIR [options] INPUT...\n"
+    "\n"
+    "Tokenize INPUTs into a shard store (an LMDB directory) for `calm train --data DIR`.\n"
+    "\n"
+    "Inputs:\n"
+    "  FILE            plain text, one document per line (blank lines skipped), or per file with --docs file\n"
+    "  FILE.jsonl      JSON Lines: {\"text\": ..., \"lang\": ...} documents, or\n"
+    "                  {\"prompt\": ..., \"target\": ..., \"lang\": ...} task examples (loss on the target)\n"
+    "  DIR             one file per language: the language is the file name up to its first dot\n"
+    "                  (de.txt, sw.jsonl); files are read in name order\n"
+    "\n"
+    "Options:\n"
+    "  --out DIR          store directory to create (must not hold a store)\n"
+    "  --lang CODE        language of inputs that name none (default und); A-Z a-z 0-9 _ -\n"
+    "  --seq-len N        training sequence length T; lm records hold T+1 tokens (default 256)\n"
+    "  --val-fraction F   share of each language's documents held out in the val split, [0, 1) (default 0)\n"
+    "  --format F         auto, text or jsonl (default auto: .jsonl, .ndjson and .json are JSON Lines)\n"
+    "  --docs UNIT        plain text documents: line (default) or file\n"
+    "  --vocab N          vocabulary size recorded in the store (default 320)\n"
+    "  --map-size BYTES   initial LMDB map size, doubled whenever it fills (default 64M)\n"
+    "  --batch-records N  records per write transaction (default 8192)\n"
+    "  --quiet            no progress lines\n";
+
+typedef enum { FMT_AUTO, FMT_TEXT, FMT_JSONL } InputFormat;
+
+typedef struct {
+    ShardBuilder *b;
+    InputFormat format;
+    int docs_per_file;
+} BuildCtx;
+
+/* Prefix the recorded error with "path:line: ". */
+static int at_line(const char *path, uint64_t line) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", calm_last_error());
+    if (line) return calm_error("%s:%llu: %s", path, (unsigned long long)line, msg);
+    return calm_error("%s: %s", path, msg);
+}
+
+static int is_jsonl(const BuildCtx *c, const char *path) {
+    if (c->format != FMT_AUTO) return c->format == FMT_JSONL;
+    const char *dot = strrchr(path, '.');
+    return dot && (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".ndjson") == 0 || strcmp(dot, ".json") == 0);
+}
+
+static int jsonl_line(BuildCtx *c, char *line, size_t len, const char *lang) {
+    cJSON *o = cJSON_ParseWithLength(line, len);
+    int rc = 0;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "lang");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(o, "text");
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(o, "prompt");
+    const cJSON *target = cJSON_GetObjectItemCaseSensitive(o, "target");
+    if (!cJSON_IsObject(o)) rc = calm_error("not a JSON object");
+    else if (l && !cJSON_IsString(l)) rc = calm_error("\"lang\" must be a string");
+    else if (cJSON_IsString(text))
+        rc = shard_builder_add_text(c->b, l ? l->valuestring : lang, text->valuestring, strlen(text->valuestring));
+    else if (cJSON_IsString(prompt) && cJSON_IsString(target))
+        rc = shard_builder_add_task(c->b, l ? l->valuestring : lang, prompt->valuestring, strlen(prompt->valuestring),
+                                    target->valuestring, strlen(target->valuestring));
+    else rc = calm_error("expected {\"text\": \"...\"} or {\"prompt\": \"...\", \"target\": \"...\"}");
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int build_file(BuildCtx *c, const char *path, const char *lang) {
+    int jsonl = is_jsonl(c, path);
+    if (!jsonl && c->docs_per_file) {
+        char *data;
+        size_t len;
+        if (calm_read_file(path, &data, &len)) return -1;
+        int rc = shard_builder_add_text(c->b, lang, data, len);
+        free(data);
+        return rc ? at_line(path, 0) : 0;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) return calm_error("%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    uint64_t no = 0;
+    int rc = 0;
+    while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+        no++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        if (jsonl) {
+            size_t k = 0;
+            while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t')) k++;
+            if (k == (size_t)len) continue;
+            rc = jsonl_line(c, line, (size_t)len, lang);
+        } else {
+            rc = shard_builder_add_text(c->b, lang, line, (size_t)len);
+        }
+        if (rc) at_line(path, no);
+    }
+    if (!rc && ferror(f)) rc = calm_error("%s: read error", path);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A directory of per-language files: CODE[.ext], read in name order. */
+static int build_dir(BuildCtx *c, const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return calm_error("%s: cannot open directory: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        if (n == cap) names = xrealloc(names, (cap = cap * 2 + 16) * sizeof *names);
+        names[n++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        char *path = calm_path_join(dir, names[i]);
+        struct stat st;
+        char lang[256];
+        snprintf(lang, sizeof lang, "%s", names[i]);
+        char *dot = strchr(lang, '.');
+        if (dot) *dot = 0;
+        if (stat(path, &st) != 0) rc = calm_error("%s: %s", path, strerror(errno));
+        else if (S_ISDIR(st.st_mode)) calm_log("%s: skipping a directory inside a per-language directory", path);
+        else rc = build_file(c, path, lang);
+        free(path);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* The command line as a shell would take it back, for meta's created_by. */
+static char *join_command(int argc, char **argv) {
+    size_t cap = 64;
+    for (int i = 0; i < argc; i++) cap += strlen(argv[i]) * 4 + 3;
+    char *s = xmalloc(cap), *p = s;
+    p += sprintf(p, "calm shard");
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = *a != 0;
+        for (const char *q = a; *q && plain; q++)
+            plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *q) != NULL;
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+            continue;
+        }
+        *p++ = '\'';
+        for (const char *q = a; *q; q++) p += *q == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *q);
+        *p++ = '\'';
+    }
+    *p = 0;
+    return s;
+}
+
+typedef struct {
+    const char *out, *lang, *format, *docs;
+    int seq_len, vocab, batch, quiet;
+    double val;
+    uint64_t map;
+} BuildArgs;
+
+static int check_build_args(const BuildArgs *a, int n_inputs) {
+    if (!a->out) return usage_error("build", "--out DIR is required");
+    if (n_inputs == 0) return usage_error("build", "no INPUT given");
+    if (a->seq_len < 1 || a->seq_len > (1 << 20)) return usage_error("build", "--seq-len %d outside [1, 1048576]", a->seq_len);
+    if (!(a->val >= 0 && a->val < 1)) return usage_error("build", "--val-fraction %g outside [0, 1)", a->val);
+    if (a->vocab < TOK_N_SPECIAL || a->vocab > 65536)
+        return usage_error("build", "--vocab %d outside [%d, 65536]", a->vocab, TOK_N_SPECIAL);
+    if (a->batch < 1) return usage_error("build", "--batch-records must be >= 1");
+    if (a->map < 65536) return usage_error("build", "--map-size must be at least 64K");
+    if (strcmp(a->format, "auto") && strcmp(a->format, "text") && strcmp(a->format, "jsonl"))
+        return usage_error("build", "--format '%s' (expected auto, text or jsonl)", a->format);
+    if (strcmp(a->docs, "line") && strcmp(a->docs, "file"))
+        return usage_error("build", "--docs '%s' (expected line or file)", a->docs);
+    return 0;
+}
+
+static void print_built(const char *out, double seconds) {
+    ShardStore *s;
+    if (shard_store_open(&s, out)) return;
+    const ShardInfo *in = shard_store_info(s);
+    uint64_t samples[2] = {0, 0}, tokens = 0;
+    for (int i = 0; i < in->n_langs; i++) {
+        samples[0] += in->langs[i].samples[0];
+        samples[1] += in->langs[i].samples[1];
+        tokens += in->langs[i].tokens[0] + in->langs[i].tokens[1];
+    }
+    char size[32];
+    printf("built %s: %s records, %d language%s, %llu train + %llu val samples, %llu tokens, %s, %.2f s\n", out,
+           shard_kind_name(in->kind), in->n_langs, in->n_langs == 1 ? "" : "s", (unsigned long long)samples[0],
+           (unsigned long long)samples[1], (unsigned long long)tokens,
+           shard_fmt_bytes(size, sizeof size, (double)in->file_bytes), seconds);
+    shard_store_close(s);
+}
+
+static int run_build(const BuildArgs *a, char **inputs, int n_inputs, const char *command) {
+    for (int i = 0; i < n_inputs; i++) { /* every input must exist before anything is created */
+        struct stat st;
+        if (stat(inputs[i], &st) != 0) return calm_error("%s: %s", inputs[i], strerror(errno));
+    }
+    BuildCtx c = {0};
+    c.format = strcmp(a->format, "text") == 0 ? FMT_TEXT : strcmp(a->format, "jsonl") == 0 ? FMT_JSONL : FMT_AUTO;
+    c.docs_per_file = strcmp(a->docs, "file") == 0;
+    ShardBuildOpts bo;
+    shard_build_opts_default(&bo);
+    bo.seq_len = a->seq_len;
+    bo.vocab_size = a->vocab;
+    bo.val_fraction = a->val;
+    bo.map_size = (size_t)a->map;
+    bo.batch_records = a->batch;
+    bo.command = command;
+    if (shard_builder_open(&c.b, a->out, &bo)) return -1;
+    int rc = 0;
+    for (int i = 0; i < n_inputs && !rc; i++) {
+        struct stat st;
+        rc = stat(inputs[i], &st) != 0 ? calm_error("%s: %s", inputs[i], strerror(errno))
+             : S_ISDIR(st.st_mode)     ? build_dir(&c, inputs[i])
+                                       : build_file(&c, inputs[i], a->lang);
+    }
+    if (!rc) rc = shard_builder_finish(c.b);
+    if (rc) shard_builder_discard(c.b); /* a failed build leaves nothing behind */
+    else shard_builder_free(c.b);
+    return rc;
+}
+
+static int cmd_build(int argc, char **argv) {
+    BuildArgs a = {NULL, "und", "auto", "line", 256, TOK_VOCAB_DEFAULT, 8192, 0, 0.0, (uint64_t)64 << 20};
+    Opt opts[] = {{"--out", OPT_STR, &a.out},          {"--lang", OPT_STR, &a.lang},
+                  {"--seq-len", OPT_INT, &a.seq_len},  {"--val-fraction", OPT_F64, &a.val},
+                  {"--format", OPT_STR, &a.format},    {"--docs", OPT_STR, &a.docs},
+                  {"--vocab", OPT_INT, &a.vocab},      {"--map-size", OPT_SIZE, &a.map},
+                  {"--batch-records", OPT_INT, &a.batch}, {"--quiet", OPT_FLAG, &a.quiet}};
+    char **inputs = xmalloc((size_t)argc * sizeof *inputs);
+    int n_inputs, rc = parse_args("build", argc, argv, opts, (int)(sizeof opts / sizeof *opts), inputs, &n_inputs);
+    if (rc < 0) {
+        fputs(build_usage, stdout);
+        rc = 0;
+    } else if (rc == 0 && (rc = check_build_args(&a, n_inputs)) == 0) {
+        int was_quiet = calm_quiet;
+        calm_quiet = calm_quiet || a.quiet;
+        char *command = join_command(argc, argv);
+        double t0 = calm_now();
+        if (run_build(&a, inputs, n_inputs, command)) rc = failed("build");
+        else print_built(a.out, calm_now() - t0);
+        free(command);
+        calm_quiet = was_quiet;
+    }
+    free(inputs);
+    return rc;
+}
+
+/* ---- info / verify ------------------------------------------------------- */
+
+static const char info_usage[] =
+    "usage: calm shard info DIR [--alpha A] [--json]\n"
+    "\n"
+    "Format, tokenizer, and per-language documents, samples and tokens of each split, with the\n"
+    "mixing share p(L) ∝ n_L^alpha each language gets in training.\n"
+    "\n"
+    "Options:\n"
+    "  --alpha A   mixing exponent for the p(train) column (default 0.3)\n"
+    "  --json      print one JSON object instead of a table\n";
+
+static void info_json(const ShardInfo *in, const char *dir, const double *p) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "dir", dir);
+    cJSON_AddNumberToObject(o, "version", in->version);
+    cJSON_AddStringToObject(o, "tokenizer", in->tokenizer);
+    cJSON_AddNumberToObject(o, "vocab_size", in->vocab_size);
+    cJSON_AddStringToObject(o, "kind", shard_kind_name(in->kind));
+    cJSON_AddNumberToObject(o, "seq_len", in->seq_len);
+    cJSON_AddNumberToObject(o, "val_fraction", in->val_fraction);
+    cJSON_AddStringToObject(o, "created_by", in->created_by);
+    cJSON_AddStringToObject(o, "created_at", in->created_at);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)in->file_bytes);
+    cJSON *langs = cJSON_AddArrayToObject(o, "languages");
+    for (int i = 0; i < in->n_langs; i++) {
+        const ShardLang *L = &in->langs[i];
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "code", L->code);
+        for (int s = 0; s < SHARD_N_SPLITS; s++) {
+            cJSON *sp = cJSON_AddObjectToObject(l, shard_split_name((ShardSplit)s));
+            cJSON_AddNumberToObject(sp, "docs", (double)L->docs[s]);
+            cJSON_AddNumberToObject(sp, "samples", (double)L->samples[s]);
+            cJSON_AddNumberToObject(sp, "tokens", (double)L->tokens[s]);
+        }
+        cJSON_AddNumberToObject(l, "share", p[i]);
+        cJSON_AddItemToArray(langs, l);
+    }
+    char *text = cJSON_Print(o);
+    puts(text);
+    free(text);
+    cJSON_Delete(o);
+}
+
+static void info_table(const ShardInfo *in, const char *dir, const double *p, double alpha) {
+    char size[32];
+    uint64_t tot[3][SHARD_N_SPLITS] = {{0}};
+    for (int i = 0; i < in->n_langs; i++)
+        for (int s = 0; s < SHARD_N_SPLITS; s++) {
+            tot[0][s] += in->langs[i].docs[s];
+            tot[1][s] += in->langs[i].samples[s];
+            tot[2][s] += in->langs[i].tokens[s];
+        }
+    uint64_t all_tokens = tot[2][0] + tot[2][1];
+    printf("store       %s\n", dir);
+    printf("format      calm-shards v%d: %s records, seq_len %d, uint16 tokens, CRC-32C per record\n", in->version,
+           shard_kind_name(in->kind), in->seq_len);
+    printf("tokenizer   %s, vocab %d\n", in->tokenizer, in->vocab_size);
+    printf("created     %s by: %s\n", in->created_at, in->created_by);
+    printf("size        data.mdb %s (%.2f bytes/token)\n", shard_fmt_bytes(size, sizeof size, (double)in->file_bytes),
+           all_tokens ? (double)in->file_bytes / (double)all_tokens : 0.0);
+    printf("val         %.4g of documents held out\n", in->val_fraction);
+    printf("languages   %d (p = mixing share at alpha %g)\n\n", in->n_langs, alpha);
+    printf("%6s  %-12s %10s %12s %14s %10s %10s %12s %8s\n", "id", "lang", "docs", "train samp", "train tokens",
+           "val docs", "val samp", "val tokens", "p");
+    for (int i = 0; i < in->n_langs; i++) {
+        const ShardLang *L = &in->langs[i];
+        printf("%6d  %-12s %10llu %12llu %14llu %10llu %10llu %12llu %8.5f\n", i, L->code,
+               (unsigned long long)L->docs[0], (unsigned long long)L->samples[0], (unsigned long long)L->tokens[0],
+               (unsigned long long)L->docs[1], (unsigned long long)L->samples[1], (unsigned long long)L->tokens[1],
+               p[i]);
+    }
+    printf("%6s  %-12s %10llu %12llu %14llu %10llu %10llu %12llu %8.5f\n", "", "total", (unsigned long long)tot[0][0],
+           (unsigned long long)tot[1][0], (unsigned long long)tot[2][0], (unsigned long long)tot[0][1],
+           (unsigned long long)tot[1][1], (unsigned long long)tot[2][1], 1.0);
+}
+
+/* Parse "CMD DIR [options]": 0 with *dir set, 2 on a usage error, -1 after --help. */
+static int parse_dir_cmd(const char *cmd, const char *usage, int argc, char **argv, const Opt *opts, int n_opts,
+                         const char **dir) {
+    char **pos = xmalloc((size_t)argc * sizeof *pos);
+    int n_pos, rc = parse_args(cmd, argc, argv, opts, n_opts, pos, &n_pos);
+    if (rc < 0) fputs(usage, stdout);
+    else if (rc == 0 && n_pos == 0) rc = usage_error(cmd, "store DIR missing");
+    else if (rc == 0 && n_pos > 1) rc = usage_error(cmd, "one store DIR expected, got %d arguments", n_pos);
+    else if (rc == 0) *dir = pos[0];
+    free(pos);
+    return rc;
+}
+
+static int cmd_info(int argc, char **argv) {
+    double alpha = 0.3;
+    int json = 0;
+    Opt opts[] = {{"--alpha", OPT_F64, &alpha}, {"--json", OPT_FLAG, &json}};
+    const char *dir;
+    ShardStore *s;
+    int rc = parse_dir_cmd("info", info_usage, argc, argv, opts, 2, &dir);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!(alpha >= 0) || !isfinite(alpha)) return usage_error("info", "--alpha must be a number >= 0");
+    if (shard_store_open(&s, dir)) return failed("info");
+    const ShardInfo *in = shard_store_info(s);
+    uint64_t *n = xcalloc((size_t)in->n_langs + 1, sizeof *n);
+    double *p = xcalloc((size_t)in->n_langs + 1, sizeof *p);
+    for (int i = 0; i < in->n_langs; i++) n[i] = in->langs[i].samples[SHARD_TRAIN];
+    shard_mix_shares(n, in->n_langs, alpha, p); /* a complete store always has train samples */
+    if (json) info_json(in, shard_store_dir(s), p);
+    else info_table(in, shard_store_dir(s), p, alpha);
+    free(n);
+    free(p);
+    shard_store_close(s);
+    return rc;
+}
+
+static const char verify_usage[] =
+    "usage: calm shard verify DIR\n"
+    "\n"
+    "Read every record of both splits and check its header, length, checksum, token range and\n"
+    "the per-language counts in meta. Reports the first bad key and exits 1 if any check fails.\n";
+
+static int cmd_verify(int argc, char **argv) {
+    const char *dir;
+    ShardStore *s;
+    int rc = parse_dir_cmd("verify", verify_usage, argc, argv, NULL, 0, &dir);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (shard_store_open(&s, dir)) return failed("verify");
+    uint64_t records, tokens;
+    double t0 = calm_now();
+    if (shard_store_verify(s, &records, &tokens)) rc = failed("verify");
+    else
+        printf("%s: ok: %llu records, %llu tokens, every checksum matches (%.2f s)\n", shard_store_dir(s),
+               (unsigned long long)records, (unsigned long long)tokens, calm_now() - t0);
+    shard_store_close(s);
+    return rc;
+}
+
+/* ---- bench ---------------------------------------------------------------- */
+
+static const char bench_usage[] =
+    "usage: calm shard bench DIR [options]\n"
+    "\n"
+    "Batch assembly throughput of one process (tokens/s): records located, read from the\n"
+    "memory map, checksummed and widened into tokens/targets/weights, first in id order\n"
+    "(sequential), then shuffled, then shuffled without checksums. The store is read once\n"
+    "first so that the page cache is warm.\n"
+    "\n"
+    "Options:\n"
+    "  --batch B      rows per batch (default 8)\n"
+    "  --seq-len T    tokens per row (default min(256, the store's seq_len))\n"
+    "  --seconds S    time per mode (default 2)\n"
+    "  --split S      train or val (default train)\n"
+    "  --alpha A      mixing exponent (default 0.3)\n"
+    "  --seed N       shuffling seed (default 0)\n"
+    "  --lang LIST    comma-separated languages to mix (default all)\n";
+
+/* Touch every page of the split so that timings see a warm cache. */
+static int warm(ShardStore *s, ShardSplit split, uint64_t *bytes) {
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    volatile uint8_t sink = 0;
+    *bytes = 0;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return calm_error("%s: LMDB: %s", s->dir, mdb_strerror(rc));
+    rc = mdb_cursor_open(txn, s->db[split], &cur);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return calm_error("%s: LMDB: %s", s->dir, mdb_strerror(rc));
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        for (size_t i = 0; i < v.mv_size; i += 512) sink ^= ((const uint8_t *)v.mv_data)[i];
+        *bytes += v.mv_size;
+    }
+    (void)sink;
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+static int bench_mode(ShardStore *s, const ShardLoaderOpts *o, const char *name, int B, int T, double seconds) {
+    ShardLoader *l;
+    if (shard_loader_open(&l, s, o)) return -1;
+    int *tok = xmalloc((size_t)B * T * sizeof *tok), *tgt = xmalloc((size_t)B * T * sizeof *tgt);
+    float *w = xmalloc((size_t)B * T * sizeof *w);
+    int64_t step = 0;
+    double t0 = calm_now(), t = 0;
+    int rc = 0;
+    do {
+        for (int i = 0; i < 256 && !rc; i++) rc = shard_loader_batch(l, step++, 0, 1, B, T, tok, tgt, w);
+        t = calm_now() - t0;
+    } while (!rc && t < seconds);
+    if (!rc) {
+        double tps = (double)step * B * T / t;
+        printf("%-26s %9lld batches in %.2f s: %8.1f M tokens/s (%.2f us/batch)%s\n", name, (long long)step, t,
+               tps / 1e6, 1e6 * t / (double)step, tps >= 100e6 ? "" : "  [below the 100M target]");
+    }
+    shard_loader_close(l);
+    free(tok);
+    free(tgt);
+    free(w);
+    return rc;
+}
+
+static int cmd_bench(int argc, char **argv) {
+    int B = 8, T = 0;
+    double seconds = 2, alpha = 0.3;
+    uint64_t seed = 0;
+    const char *split_name = "train", *langs = NULL;
+    Opt opts[] = {{"--batch", OPT_INT, &B},        {"--seq-len", OPT_INT, &T}, {"--seconds", OPT_F64, &seconds},
+                  {"--split", OPT_STR, &split_name}, {"--alpha", OPT_F64, &alpha}, {"--seed", OPT_U64, &seed},
+                  {"--lang", OPT_STR, &langs}};
+    const char *dir;
+    ShardSplit split;
+    ShardStore *s;
+    int rc = parse_dir_cmd("bench", bench_usage, argc, argv, opts, (int)(sizeof opts / sizeof *opts), &dir);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (shard_split_parse(split_name, &split)) return usage_error("bench", "%s", calm_last_error());
+    if (B < 1) return usage_error("bench", "--batch must be >= 1");
+    if (!(seconds > 0 && seconds < 3600)) return usage_error("bench", "--seconds must be in (0, 3600)");
+    if (!(alpha >= 0) || !isfinite(alpha)) return usage_error("bench", "--alpha must be a number >= 0");
+    if (shard_store_open(&s, dir)) return failed("bench");
+    const ShardInfo *in = shard_store_info(s);
+    if (T == 0) T = in->seq_len < 256 ? in->seq_len : 256;
+    if (T > in->seq_len) {
+        shard_store_close(s);
+        return usage_error("bench", "--seq-len %d exceeds the store's seq_len %d", T, in->seq_len);
+    }
+    uint64_t bytes = 0;
+    double t0 = calm_now();
+    char size[32];
+    if (warm(s, split, &bytes)) {
+        shard_store_close(s);
+        return failed("bench");
+    }
+    printf("store %s: %s, %d languages, seq_len %d; warm-up read %s in %.2f s\n", shard_store_dir(s),
+           shard_kind_name(in->kind), in->n_langs, in->seq_len, shard_fmt_bytes(size, sizeof size, (double)bytes),
+           calm_now() - t0);
+    printf("batch B=%d T=%d, one thread\n", B, T);
+    ShardLoaderOpts o;
+    shard_loader_opts_default(&o);
+    o.split = split;
+    o.alpha = alpha;
+    o.seed = seed;
+    o.langs = langs;
+    o.shuffle = 0;
+    rc = bench_mode(s, &o, "sequential", B, T, seconds);
+    o.shuffle = 1;
+    if (!rc) rc = bench_mode(s, &o, "shuffled", B, T, seconds);
+    o.verify = 0;
+    if (!rc) rc = bench_mode(s, &o, "shuffled, no checksums", B, T, seconds);
+    rc = rc ? failed("bench") : 0;
+    shard_store_close(s);
+    return rc;
+}
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+static const char main_usage[] =
+    "usage: calm shard COMMAND [options]\n"
+    "\n"
+    "Tokenized training data in LMDB stores (docs/shards.md).\n"
+    "\n"
+    "Commands:\n"
+    "  build    tokenize text / JSON Lines / per-language directories into a store\n"
+    "  info     format, languages and counts of a store\n"
+    "  verify   check every record's checksum; report the first bad key\n"
+    "  bench    batch assembly throughput (tokens/s)\n"
+    "\n"
+    "Run 'calm shard COMMAND --help' for a command's options.\n";
+
+int shard_main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(main_usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(main_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "build") == 0) return cmd_build(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "calm shard: unknown command '%s'\n\n%s", cmd, main_usage);
+    return 2;
+}
