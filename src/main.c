@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
+#include "dist.h"
 #include "model.h"
 #include "sample.h"
 #include "textdata.h"
@@ -18,6 +19,8 @@
 #include "train.h"
 
 int cmd_bench(int argc, char **argv);
+
+static Dist g_dist; /* world of one unless started by mpirun / srun */
 
 /* ------------------------------------------------------------------ train */
 
@@ -58,6 +61,7 @@ static int cmd_train(int argc, char **argv) {
         {"weight-decay", OPT_FLOAT, &tc.optim.weight_decay, "decoupled weight decay (matrices only)", 0, 10},
         {"beta1", OPT_FLOAT, &tc.optim.beta1, "AdamW beta1", 0, 0.99999},
         {"beta2", OPT_FLOAT, &tc.optim.beta2, "AdamW beta2", 0, 0.999999},
+        {"adam-eps", OPT_FLOAT, &tc.optim.eps, "AdamW epsilon", 0, 1},
         {"clip", OPT_FLOAT, &tc.optim.clip, "global gradient-norm clip (0: off)", 0, 1e9},
         {"seed", OPT_LONG, &seed, "seed for initialisation and data order", 0, 9e18},
         {"threads", OPT_INT, &threads, "threads (0: cores available)", 0, 4096},
@@ -86,6 +90,20 @@ static int cmd_train(int argc, char **argv) {
     }
     if (tc.optim.warmup_steps > tc.steps) tc.optim.warmup_steps = (int)tc.steps;
     tc.optim.total_steps = (int)tc.steps;
+    if (tc.B % g_dist.size) {
+        fprintf(stderr, "calm train: --batch %d (global) is not divisible by %d ranks\n", tc.B, g_dist.size);
+        return 2;
+    }
+    /* Data parallel: --batch is the global batch; rank r trains rows
+     * [r B/size, (r+1) B/size) of it, so any world size sees the same data. */
+    tc.B /= g_dist.size;
+    tc.row0 = g_dist.rank * tc.B;
+    tc.world = g_dist.size;
+    tc.is_main = g_dist.rank == 0;
+    if (g_dist.size > 1) {
+        tc.reduce = dist_train_reduce;
+        tc.reduce_ctx = &g_dist;
+    }
     calm_blas_init(threads);
 
     TextData data;
@@ -294,14 +312,15 @@ typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *help;
+    int distributed; /* meaningful under mpirun with more than one rank */
 } Subcommand;
 
 static const Subcommand subcommands[] = {
-    {"train", cmd_train, "train a byte-level LM on text"},
-    {"eval", cmd_eval, "loss and perplexity of a model on text"},
-    {"generate", cmd_generate, "continue a prompt (greedy or sampled, KV cache)"},
-    {"forward", cmd_forward, "write a model's logits for a file as safetensors"},
-    {"bench", cmd_bench, "sgemm and training-step throughput"},
+    {"train", cmd_train, "train a byte-level LM on text (data parallel under mpirun/srun)", 1},
+    {"eval", cmd_eval, "loss and perplexity of a model on text", 0},
+    {"generate", cmd_generate, "continue a prompt (greedy or sampled, KV cache)", 0},
+    {"forward", cmd_forward, "write a model's logits for a file as safetensors", 0},
+    {"bench", cmd_bench, "sgemm and training-step throughput", 0},
 };
 
 static void usage(FILE *out) {
@@ -321,8 +340,19 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++) {
+        if (strcmp(argv[1], subcommands[i].name)) continue;
+        dist_init(&g_dist, &argc, &argv);
+        if (g_dist.size > 1 && !subcommands[i].distributed) {
+            if (g_dist.rank == 0)
+                fprintf(stderr, "calm %s runs as one process; start it without mpirun/srun\n", argv[1]);
+            dist_finalize(&g_dist);
+            return 2;
+        }
+        int rc = subcommands[i].run(argc - 1, argv + 1);
+        dist_finalize(&g_dist);
+        return rc;
+    }
     fprintf(stderr, "calm: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

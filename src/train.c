@@ -91,7 +91,7 @@ int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, vo
     int rc = 0;
     for (; s->step < cfg->steps; ) {
         long step = s->step;
-        if (batch(batch_ctx, step, 0, B, T, tokens, targets, weights) != 0) {
+        if (batch(batch_ctx, step, cfg->row0, B, T, tokens, targets, weights) != 0) {
             rc = -1;
             break;
         }
@@ -109,7 +109,7 @@ int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, vo
         float lr = lr_at(&cfg->optim, (int)step);
         optimizer_step(m, s, &cfg->optim, lr);
         s->step++;
-        tokens_since += (double)N;
+        tokens_since += (double)N * (cfg->world > 0 ? cfg->world : 1);
         if (!isfinite(mean_loss)) {
             rc = calm_error("loss is %f at step %ld: training diverged (lower --lr or raise --warmup)", mean_loss, step);
             break;

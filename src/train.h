@@ -25,6 +25,8 @@ typedef struct {
     void (*reduce)(void *ctx, float *grads, size_t n, double *loss_and_weight);
     void *reduce_ctx;
     int is_main;         /* prints and writes files */
+    int row0;            /* first row of the global batch this process trains on */
+    int world;           /* processes sharing each step (tokens/s counts them all) */
 } TrainConfig;
 
 typedef struct {

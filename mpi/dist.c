@@ -1,0 +1,63 @@
+#include "dist.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+#include "optim.h"
+
+static int launched_by_mpi(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_SIZE");
+}
+
+void dist_init(Dist *d, int *argc, char ***argv) {
+    d->rank = 0;
+    d->size = 1;
+    d->mpi = 0;
+    if (!launched_by_mpi()) {
+        /* srun without an MPI plugin starts N independent processes, each
+         * believing it is rank 0 of 1: refuse rather than train N copies. */
+        const char *n = getenv("SLURM_STEP_NUM_TASKS");
+        if (n && atoi(n) > 1)
+            calm_fatal("launch with `srun --mpi=pmix` (or mpirun inside the allocation)",
+                       "started by srun as one of %s tasks, but without MPI: every task would be rank 0", n);
+        return;
+    }
+    int provided;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    d->mpi = 1;
+    const char *n = getenv("SLURM_STEP_NUM_TASKS");
+    if (n && atoi(n) != d->size) {
+        fprintf(stderr, "calm: rank %d: MPI world has %d ranks but Slurm started %s tasks\n", d->rank, d->size, n);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (d->rank != 0) calm_quiet = 1; /* one voice in the log */
+}
+
+void dist_finalize(Dist *d) {
+    if (d->mpi) MPI_Finalize();
+    d->mpi = 0;
+}
+
+/* MPI counts are ints: reduce in chunks so any parameter count works. */
+static void allreduce_floats(float *x, size_t n) {
+    const size_t chunk = (size_t)1 << 30;
+    for (size_t off = 0; off < n; off += chunk) {
+        int cnt = (int)(n - off < chunk ? n - off : chunk);
+        MPI_Allreduce(MPI_IN_PLACE, x + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+
+void dist_train_reduce(void *ctx, float *grads, size_t n, double *lw) {
+    Dist *d = ctx;
+    if (d->size == 1) return;
+    double local_w = lw[1];
+    scale_inplace(grads, n, (float)local_w); /* mean-form -> sum-form */
+    allreduce_floats(grads, n);
+    MPI_Allreduce(MPI_IN_PLACE, lw, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (lw[1] > 0) scale_inplace(grads, n, (float)(1.0 / lw[1]));
+}
