@@ -143,17 +143,18 @@ static int cmd_train(int argc, char **argv) {
                 m.cfg.max_seq_len);
         return 2;
     }
+    Trainable tr = trainable_model(&m);
     TrainState st;
-    train_state_init(&st, &m);
+    train_state_init(&st, tr.n);
     if (resume) {
-        int r = train_state_load(&st, &m, tc.out_dir);
+        int r = train_state_load(&st, tc.out_dir);
         if (r < 0) cli_fail("train");
         if (r > 0) calm_log("resuming %s at step %ld", tc.out_dir, st.step);
     }
     calm_log("data: %zu tokens from %d file(s); %ld steps of %d x %d tokens", data.n, nfiles, tc.steps, tc.B, tc.T);
     uint64_t useed = (uint64_t)seed;
     void *ctx[2] = {&data, &useed};
-    if (train_run(&m, &st, &tc, text_batch, ctx) != 0) cli_fail("train");
+    if (train_run(&tr, &st, &tc, text_batch, ctx) != 0) cli_fail("train");
     calm_log("wrote %s", tc.out_dir);
     train_state_free(&st);
     textdata_free(&data);

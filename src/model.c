@@ -236,6 +236,19 @@ static void block_forward(Model *m, int l, int B, int T) {
     add_inplace(out, a->mid, (size_t)N * C);
 }
 
+void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks) {
+    const ModelConfig *c = &m->cfg;
+    if (T > c->max_seq_len)
+        calm_fatal("use a shorter --seq-len or a model with larger max_position_embeddings",
+                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_seq_len);
+    ensure_acts(m, B, T);
+    m->B = B;
+    m->T = T;
+    m->tokens = tokens;
+    embedding_forward(m->acts.resid, tokens, m->params.embed, B * T, c->dim);
+    for (int l = 0; l < n_blocks && l < c->n_layers; l++) block_forward(m, l, B, T);
+}
+
 float model_forward(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
                     ResidHook hook, void *hook_ctx) {
     const ModelConfig *c = &m->cfg;
@@ -329,6 +342,8 @@ void model_backward(Model *m, const int *targets, const float *weights, GradMode
         if (hook) hook(hook_ctx, l, a->dresid, m->B, m->T);
         block_backward(m, l, g ? &g->layers[l] : NULL);
     }
+    /* dresid is now dL/d resid[stop_layer], the output of block stop_layer-1 */
+    if (hook && stop_layer > 0) hook(hook_ctx, stop_layer - 1, a->dresid, m->B, m->T);
     if (stop_layer == 0 && g) embedding_backward(g->embed, a->dresid, m->tokens, N, C);
 }
 
@@ -383,6 +398,10 @@ void kvcache_free(KVCache *k) {
 /* One position through the model with the same layer functions as training
  * (B = T = 1), attending over the cached keys and values. */
 float *model_decode_step(Model *m, KVCache *kc, int token) {
+    return model_decode_step_ex(m, kc, token, m->cfg.n_layers, NULL, NULL);
+}
+
+float *model_decode_step_ex(Model *m, KVCache *kc, int token, int n_blocks, ResidHook hook, void *hook_ctx) {
     const ModelConfig *c = &m->cfg;
     const int C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim, F = c->hidden_dim;
     const int KV = NKV * HS, pos = kc->len, half = HS / 2, group = NH / NKV;
@@ -391,7 +410,8 @@ float *model_decode_step(Model *m, KVCache *kc, int token) {
     const float scale = 1.0f / sqrtf((float)HS);
     float rstd;
     embedding_forward(kc->x, &token, m->params.embed, 1, C);
-    for (int l = 0; l < c->n_layers; l++) {
+    if (n_blocks > c->n_layers) n_blocks = c->n_layers;
+    for (int l = 0; l < n_blocks; l++) {
         const LayerParams *w = &m->params.layers[l];
         float *kcache = kc->k + (size_t)l * kc->max_T * KV, *vcache = kc->v + (size_t)l * kc->max_T * KV;
         rmsnorm_forward(kc->xb, &rstd, kc->x, w->attn_norm, 1, C, c->norm_eps);
@@ -427,6 +447,11 @@ float *model_decode_step(Model *m, KVCache *kc, int token) {
         swiglu_forward(kc->hb, kc->hb, kc->hb2, F);
         linear_forward(kc->xb, kc->hb, w->w_down, NULL, 1, F, C);
         for (int i = 0; i < C; i++) kc->x[i] += kc->xb[i];
+        if (hook) hook(hook_ctx, l, kc->x, 1, 1);
+    }
+    if (n_blocks < c->n_layers) { /* a truncated trunk: no head */
+        kc->len++;
+        return NULL;
     }
     rmsnorm_forward(kc->xb, &rstd, kc->x, m->params.norm, 1, C, c->norm_eps);
     linear_forward(kc->logits, kc->xb, m->params.lm_head, NULL, 1, C, c->vocab_size);

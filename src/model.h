@@ -135,10 +135,16 @@ void model_zero_grads(Model *m);
 float model_forward(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
                     ResidHook hook, void *hook_ctx);
 
+/* Forward of the embedding and blocks 0..n_blocks-1 only (no head, no loss):
+ * fills acts.resid[0..n_blocks]. What a frozen augmenting model needs. */
+void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks);
+
 /* Backward of the last forward's loss (its targets and weights). Accumulates
  * into m->grads in GRAD_FULL mode. stop_layer: propagate down to (and
  * including) block stop_layer only; 0 = whole model (embedding gradient too,
- * in FULL mode). After the call m->acts.dresid holds dL/d resid[stop_layer]. */
+ * in FULL mode). After the call m->acts.dresid holds dL/d resid[stop_layer].
+ * hook(layer l) runs when dL/d resid[l+1] is complete, for l = L-1 down to
+ * max(stop_layer - 1, 0), before block l is back-propagated. */
 void model_backward(Model *m, const int *targets, const float *weights, GradMode mode, int stop_layer,
                     ResidHook hook, void *hook_ctx);
 
@@ -161,5 +167,9 @@ void kvcache_free(KVCache *c);
 /* Feed one token at position c->len, append its K/V, return logits [V]
  * (pointer into the cache's scratch). */
 float *model_decode_step(Model *m, KVCache *c, int token);
+/* The same through blocks 0..n_blocks-1 only (returns NULL when that stops
+ * short of the head), calling hook(l, x) with the residual after each block,
+ * as model_forward's hook does with B = T = 1. */
+float *model_decode_step_ex(Model *m, KVCache *c, int token, int n_blocks, ResidHook hook, void *hook_ctx);
 
 #endif

@@ -10,9 +10,27 @@
 #include "checkpoint.h"
 #include "common.h"
 
-void train_state_init(TrainState *s, const Model *m) {
-    s->adam_m = xalloc_floats(m->num_params);
-    s->adam_v = xalloc_floats(m->num_params);
+static float model_step(void *ctx, const int *tokens, const int *targets, const float *weights, int B, int T) {
+    Model *m = ctx;
+    model_zero_grads(m);
+    float loss = model_forward(m, tokens, targets, weights, B, T, NULL, NULL);
+    model_backward(m, targets, weights, GRAD_FULL, 0, NULL, NULL);
+    return loss;
+}
+
+static int model_save(void *ctx, const char *dir) { return model_save_dir(ctx, dir); }
+
+Trainable trainable_model(Model *m) {
+    model_alloc_grads(m);
+    Trainable t = {m, m->params_memory, m->grads_memory, m->num_params, m->param_info, m->n_param_tensors,
+                   model_step, model_save};
+    return t;
+}
+
+void train_state_init(TrainState *s, size_t n) {
+    s->adam_m = xalloc_floats(n);
+    s->adam_v = xalloc_floats(n);
+    s->n = n;
     s->step = 0;
 }
 
@@ -22,14 +40,14 @@ void train_state_free(TrainState *s) {
     memset(s, 0, sizeof *s);
 }
 
-int train_state_load(TrainState *s, const Model *m, const char *dir) {
+int train_state_load(TrainState *s, const char *dir) {
     char *path = calm_path_join(dir, CALM_TRAINER_STATE_FILE);
     if (access(path, F_OK) != 0) {
         free(path);
         return 0;
     }
     StFile f;
-    int r = trainer_state_load(path, s->adam_m, s->adam_v, m->num_params, &f);
+    int r = trainer_state_load(path, s->adam_m, s->adam_v, s->n, &f);
     if (r == 0) {
         const char *step = st_meta(&f, "step");
         char *end = NULL;
@@ -41,13 +59,13 @@ int train_state_load(TrainState *s, const Model *m, const char *dir) {
     return r == 0 ? 1 : -1;
 }
 
-int train_save(const Model *m, const TrainState *s, const char *dir) {
-    if (model_save_dir(m, dir) != 0) return -1;
+int train_save(const Trainable *t, const TrainState *s, const char *dir) {
+    if (calm_mkdirs(dir) != 0 || t->save(t->ctx, dir) != 0) return -1;
     char *path = calm_path_join(dir, CALM_TRAINER_STATE_FILE);
     char step[32];
     snprintf(step, sizeof step, "%ld", s->step);
     const char *keys[] = {"step"}, *values[] = {step};
-    int r = trainer_state_save(path, s->adam_m, s->adam_v, m->num_params, keys, values, 1);
+    int r = trainer_state_save(path, s->adam_m, s->adam_v, s->n, keys, values, 1);
     free(path);
     return r;
 }
@@ -59,17 +77,16 @@ static void format_eta(char *buf, size_t n, double seconds) {
 }
 
 /* AdamW over every tensor; weight decay only on matrices (not norm gains). */
-static void optimizer_step(Model *m, TrainState *s, const OptimConfig *o, float lr) {
-    int n;
-    const ParamInfo *t = model_param_table(m, &n);
-    for (int k = 0; k < n; k++) {
-        size_t off = t[k].offset;
-        adamw_update(m->params_memory + off, m->grads_memory + off, s->adam_m + off, s->adam_v + off, t[k].numel,
-                     (int)s->step + 1, lr, o, t[k].ndim == 2 ? o->weight_decay : 0.0f);
+static void optimizer_step(const Trainable *tr, TrainState *s, const OptimConfig *o, float lr) {
+    for (int k = 0; k < tr->n_table; k++) {
+        const ParamInfo *t = &tr->table[k];
+        size_t off = t->offset;
+        adamw_update(tr->params + off, tr->grads + off, s->adam_m + off, s->adam_v + off, t->numel,
+                     (int)s->step + 1, lr, o, t->ndim == 2 ? o->weight_decay : 0.0f);
     }
 }
 
-int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, void *batch_ctx) {
+int train_run(const Trainable *tr, TrainState *s, const TrainConfig *cfg, BatchFn batch, void *batch_ctx) {
     const int B = cfg->B, T = cfg->T;
     const size_t N = (size_t)B * T;
     int *tokens = xmalloc(N * sizeof(int)), *targets = xmalloc(N * sizeof(int));
@@ -85,7 +102,6 @@ int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, vo
         if (!log) return calm_error("%s: cannot open metrics log: %s", cfg->log_path, strerror(errno));
     }
     int tty = cfg->is_main && isatty(fileno(stderr));
-    model_alloc_grads(m);
     double t_start = calm_now(), t_last = t_start, tokens_since = 0;
     long first_step = s->step;
     int rc = 0;
@@ -95,19 +111,17 @@ int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, vo
             rc = -1;
             break;
         }
-        model_zero_grads(m);
-        float loss = model_forward(m, tokens, targets, weights, B, T, NULL, NULL);
-        model_backward(m, targets, weights, GRAD_FULL, 0, NULL, NULL);
+        float loss = tr->step(tr->ctx, tokens, targets, weights, B, T);
         double lw[2] = {0, 0}; /* weighted loss sum and weight sum, for the global mean */
         for (size_t i = 0; i < N; i++) lw[1] += weights[i];
         lw[0] = (double)loss * lw[1];
-        if (cfg->reduce) cfg->reduce(cfg->reduce_ctx, m->grads_memory, m->num_params, lw);
+        if (cfg->reduce) cfg->reduce(cfg->reduce_ctx, tr->grads, tr->n, lw);
         double mean_loss = lw[1] > 0 ? lw[0] / lw[1] : 0.0;
-        double norm = sqrt(sum_squares(m->grads_memory, m->num_params));
+        double norm = sqrt(sum_squares(tr->grads, tr->n));
         float cf = clip_factor(&cfg->optim, norm);
-        if (cf < 1.0f) scale_inplace(m->grads_memory, m->num_params, cf);
+        if (cf < 1.0f) scale_inplace(tr->grads, tr->n, cf);
         float lr = lr_at(&cfg->optim, (int)step);
-        optimizer_step(m, s, &cfg->optim, lr);
+        optimizer_step(tr, s, &cfg->optim, lr);
         s->step++;
         tokens_since += (double)N * (cfg->world > 0 ? cfg->world : 1);
         if (!isfinite(mean_loss)) {
@@ -134,13 +148,13 @@ int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, vo
             tokens_since = 0;
         }
         if (cfg->is_main && cfg->out_dir && cfg->save_every > 0 && s->step % cfg->save_every == 0 && !last)
-            if (train_save(m, s, cfg->out_dir) != 0) {
+            if (train_save(tr, s, cfg->out_dir) != 0) {
                 rc = -1;
                 break;
             }
     }
     if (tty) fputc('\n', stderr);
-    if (rc == 0 && cfg->is_main && cfg->out_dir) rc = train_save(m, s, cfg->out_dir);
+    if (rc == 0 && cfg->is_main && cfg->out_dir) rc = train_save(tr, s, cfg->out_dir);
     if (log) fclose(log);
     free(tokens);
     free(targets);

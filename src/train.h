@@ -1,5 +1,6 @@
-/* train.h: the language-model training loop, independent of where batches
- * come from (text files here, LMDB shards or MPI replicas in upper layers). */
+/* train.h: the training loop, shared by LM training and composition training,
+ * and independent of where batches come from (text files here, LMDB shards or
+ * MPI replicas in upper layers). */
 #ifndef CALM_TRAIN_H
 #define CALM_TRAIN_H
 
@@ -12,16 +13,33 @@
  * alone. Returns 0, or -1 with calm_error set. */
 typedef int (*BatchFn)(void *ctx, long step, int row0, int B, int T, int *tokens, int *targets, float *weights);
 
+/* What is trained: a flat parameter range with its gradients and table, a
+ * function that zeroes the gradients, runs forward and backward and returns
+ * the mean loss, and one that writes the trained artefact to a directory. */
+typedef struct {
+    void *ctx;
+    float *params, *grads;
+    size_t n;
+    const ParamInfo *table; /* weight decay applies to 2-D tensors only */
+    int n_table;
+    float (*step)(void *ctx, const int *tokens, const int *targets, const float *weights, int B, int T);
+    int (*save)(void *ctx, const char *dir);
+} Trainable;
+
+/* A whole model trained with full gradients. */
+Trainable trainable_model(Model *m);
+
 typedef struct {
     int B, T;            /* per-process batch rows and sequence length */
     long steps;          /* total optimizer steps */
     OptimConfig optim;
-    const char *out_dir; /* model directory written at save points and at the end */
+    const char *out_dir; /* directory written at save points and at the end */
     long save_every;     /* 0: only at the end */
     const char *log_path; /* JSONL metrics, NULL: none */
     long log_every;      /* progress line / log interval in steps */
-    /* Hook for data parallelism: called with the flat gradient and the loss
-     * sum after backward; must turn them into global averages. NULL: one process. */
+    /* Hook for data parallelism: called with the flat gradient and
+     * {loss sum, weight sum} after backward; must turn them into global
+     * values. NULL: one process. */
     void (*reduce)(void *ctx, float *grads, size_t n, double *loss_and_weight);
     void *reduce_ctx;
     int is_main;         /* prints and writes files */
@@ -31,16 +49,18 @@ typedef struct {
 
 typedef struct {
     float *adam_m, *adam_v;
+    size_t n;
     long step; /* optimizer steps already taken */
 } TrainState;
 
-void train_state_init(TrainState *s, const Model *m);
+void train_state_init(TrainState *s, size_t n);
 void train_state_free(TrainState *s);
 /* Load trainer_state.safetensors from dir if present (returns 1), 0 if absent, -1 on error. */
-int train_state_load(TrainState *s, const Model *m, const char *dir);
-int train_save(const Model *m, const TrainState *s, const char *dir);
+int train_state_load(TrainState *s, const char *dir);
+/* Write the artefact (Trainable.save) and then the trainer state beside it. */
+int train_save(const Trainable *t, const TrainState *s, const char *dir);
 
 /* Run steps [s->step, cfg->steps). Returns 0 or -1. */
-int train_run(Model *m, TrainState *s, const TrainConfig *cfg, BatchFn batch, void *batch_ctx);
+int train_run(const Trainable *t, TrainState *s, const TrainConfig *cfg, BatchFn batch, void *batch_ctx);
 
 #endif

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Benchmark the LM trainer against PyTorch on this machine; prints a table.
+#   jobs/bench-lm.sh [calm bench options]   (defaults: the benchmark config
+#   d512, 8 layers, 8 heads, ff1408, vocab 320, batch 8 x 256)
+# Environment: CALM_BENCH_STEPS (timed steps, default 5), CALM_THREADS.
+# Run it on an otherwise idle machine: BLIS threads spin at barriers, so any
+# other load distorts the figures badly.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+jobs/install-deps.sh --test >/dev/null
+jobs/build.sh >/dev/null
+steps=${CALM_BENCH_STEPS:-5}
+threads=${CALM_THREADS:-$(nproc)}
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+
+build/calm bench --steps "$steps" --threads "$threads" "$@" | tee "$tmp"
+/usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" | tee -a "$tmp"
+
+/usr/bin/python3 - "$tmp" <<'PY'
+import re, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(calm|torch) mode=(\w+) (.*)", line.strip())
+    if m:
+        rows[(m.group(1), m.group(2))] = dict(kv.split("=") for kv in m.group(3).split())
+print()
+print("| mode | calm tokens/s | calm model GFLOP/s | of sgemm peak | PyTorch tokens/s | calm / PyTorch |")
+print("| --- | --- | --- | --- | --- | --- |")
+for mode in ("full", "frozen"):
+    c, t = rows.get(("calm", mode)), rows.get(("torch", mode))
+    if not c or not t:
+        continue
+    ratio = float(c["tokens_per_s"]) / float(t["tokens_per_s"])
+    print(f"| {mode} | {float(c['tokens_per_s']):.0f} | {float(c['model_gflops']):.1f} | "
+          f"{100 * float(c['of_sgemm_peak']):.0f}% | {float(t['tokens_per_s']):.0f} | {ratio:.2f}x |")
+PY
