@@ -170,7 +170,7 @@ static int stage_record(ShardBuilder *b, int lang, ShardSplit split, const uint1
 
 /* ---- languages ------------------------------------------------------------ */
 
-static int lang_code_ok(const char *code) {
+int shard_lang_code_ok(const char *code) {
     size_t n = strlen(code);
     if (n == 0 || n > SHARD_LANG_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -199,7 +199,7 @@ static int lang_id(ShardBuilder *b, const char *code) {
         for (size_t i = str_hash(code) & (b->ht_cap - 1); b->ht[i]; i = (i + 1) & (b->ht_cap - 1))
             if (strcmp(b->langs[b->ht[i] - 1].stat.code, code) == 0) return b->ht[i] - 1;
     }
-    if (!lang_code_ok(code))
+    if (!shard_lang_code_ok(code))
         return calm_error("bad language code '%s' (1 to %d characters of A-Z a-z 0-9 _ -)", code, SHARD_LANG_MAX);
     if (b->n_langs >= SHARD_MAX_LANGS) return calm_error("more than %d languages", SHARD_MAX_LANGS);
     if (b->n_langs == b->cap_langs) {

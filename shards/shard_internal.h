@@ -79,8 +79,12 @@ struct ShardStore {
     ShardInfo info;
     int refs;
     uint64_t dev, ino; /* of data.mdb: identifies the store in the process registry */
+    long pid;          /* the process that opened it: a forked child must open its own */
     struct ShardStore *next;
 };
+
+/* A language code: 1 to SHARD_LANG_MAX characters of A-Z a-z 0-9 _ -. */
+int shard_lang_code_ok(const char *code);
 
 /* Seconds since the epoch for "created_at" (honours SOURCE_DATE_EPOCH). */
 void shard_utc_now(char out[32]);

@@ -43,10 +43,7 @@ struct ShardLoader {
         uint64_t epoch; /* UINT64_MAX: empty */
         uint64_t key[FEISTEL_ROUNDS];
     } *keys; /* per language: the Feistel keys of the epoch read last */
-    const char ***anchor;
 };
-#define ANCHOR_EVERY 256
-#include <stdlib.h>
 
 void shard_loader_opts_default(ShardLoaderOpts *o) {
     memset(o, 0, sizeof *o);
@@ -226,8 +223,6 @@ static int build_schedule(ShardLoader *l) {
     return err;
 }
 
-static int lookup(ShardLoader *l, int lang, uint64_t id, uint8_t key[SHARD_KEY_BYTES], MDB_val *val);
-
 /* ---- open / close --------------------------------------------------------- */
 
 static int select_langs(ShardLoader *l, const char *langs) {
@@ -239,7 +234,7 @@ static int select_langs(ShardLoader *l, const char *langs) {
     }
     char *list = xstrdup(langs), *save = NULL;
     int err = 0, any = 0;
-    for (char *code = strtok_r(list, ",", &save); code && !err; code = strtok_r(NULL, ",", &save)) {
+    for (char *code = strtok_r(list, ", ", &save); code && !err; code = strtok_r(NULL, ", ", &save)) {
         int id = shard_store_lang(l->s, code);
         if (id < 0) err = -1;
         else if (l->n[id]) err = calm_error("language '%s' listed twice", code);
@@ -282,21 +277,6 @@ int shard_loader_open(ShardLoader **out, ShardStore *s, const ShardLoaderOpts *o
     if (!err) {
         int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &l->txn);
         if (rc) err = calm_error("%s: LMDB read transaction: %s", s->dir, mdb_strerror(rc));
-    }
-    if (!err) {
-        l->anchor = xcalloc((size_t)l->n_langs, sizeof *l->anchor);
-        for (int L = 0; L < l->n_langs && !err; L++) {
-            if (!l->n[L]) continue;
-            uint64_t na = (l->n[L] - 1) / ANCHOR_EVERY + 2;
-            l->anchor[L] = xmalloc(na * sizeof **l->anchor);
-            for (uint64_t k = 0; k < na && !err; k++) {
-                uint64_t id = k + 1 < na ? k * ANCHOR_EVERY : l->n[L] - 1;
-                uint8_t key[SHARD_KEY_BYTES];
-                MDB_val v;
-                err = lookup(l, L, id, key, &v);
-                if (!err) l->anchor[L][k] = v.mv_data;
-            }
-        }
     }
     if (err) {
         shard_loader_close(l);
@@ -435,22 +415,9 @@ int shard_loader_batch(ShardLoader *l, int64_t step, int replica, int n_replicas
     MDB_val vals[GROUP];
     for (int b0 = 0; b0 < B; b0 += GROUP) {
         int nb = B - b0 < GROUP ? B - b0 : GROUP;
-        ShardPos ps[GROUP];
-        static int on = -1; if (on < 0) on = getenv("NOPF") == NULL;
         for (int i = 0; i < nb; i++) {
-            locate_cached(l, g0 + (uint64_t)(b0 + i), &ps[i]);
-            if (!on) continue;
-            const char **a = l->anchor[ps[i].lang];
-            uint64_t k = ps[i].sample / ANCHOR_EVERY, f = ps[i].sample % ANCHOR_EVERY;
-            uint64_t last = (l->n[ps[i].lang] - 1) / ANCHOR_EVERY;
-            const char *lo = a[k], *hi = a[k < last ? k + 1 : last + 1];
-            uint64_t span = k < last ? ANCHOR_EVERY : (l->n[ps[i].lang] - 1) % ANCHOR_EVERY;
-            const char *pred = span ? lo + (hi - lo) * (int64_t)f / (int64_t)span : lo;
-            const char *page = (const char *)((uintptr_t)pred & ~(uintptr_t)4095);
-            for (int c = 0; c < 64; c++) __builtin_prefetch(page + 64 * c);
-        }
-        for (int i = 0; i < nb; i++) {
-            ShardPos pos = ps[i];
+            ShardPos pos;
+            locate_cached(l, g0 + (uint64_t)(b0 + i), &pos);
             if (lookup(l, pos.lang, pos.sample, keys[i], &vals[i])) return -1;
             for (size_t off = 0; off < vals[i].mv_size; off += 64) __builtin_prefetch((const char *)vals[i].mv_data + off);
         }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "shard_internal.h"
@@ -208,7 +209,7 @@ int shard_store_open(ShardStore **out, const char *dir) {
 
     pthread_mutex_lock(&registry_lock);
     for (ShardStore *r = registry; r; r = r->next)
-        if (r->dev == (uint64_t)st.st_dev && r->ino == (uint64_t)st.st_ino) {
+        if (r->dev == (uint64_t)st.st_dev && r->ino == (uint64_t)st.st_ino && r->pid == (long)getpid()) {
             r->refs++;
             *out = r;
             pthread_mutex_unlock(&registry_lock);
@@ -218,6 +219,7 @@ int shard_store_open(ShardStore **out, const char *dir) {
     s->dir = xstrdup(dir);
     s->dev = (uint64_t)st.st_dev;
     s->ino = (uint64_t)st.st_ino;
+    s->pid = (long)getpid();
     s->info.file_bytes = (uint64_t)st.st_size;
     if (st.st_size < 2 * 4096) /* LMDB's two meta pages; a read-only open would try to create them */
         rc = calm_error("%s/data.mdb: truncated: %lld bytes is less than LMDB's two meta pages; rebuild the store",

@@ -36,7 +36,7 @@
  * ShardLoader is used by one thread at a time (give each thread its own).
  * Opening the same directory twice in one process returns the same store
  * (LMDB forbids two environments on one file in a process); close it as often
- * as it was opened. Record pointers returned by shard_loader_record() point
+ * as it was opened. A forked child opens its own. Record pointers returned by shard_loader_record() point
  * into the read-only map and stay valid until the loader is closed.
  */
 #ifndef CALM_SHARDS_H
@@ -140,7 +140,7 @@ typedef struct {
     double alpha;      /* mixing exponent, p(L) ∝ n_L^alpha (default 0.3; 1 proportional, 0 uniform) */
     int shuffle;       /* 1: each (language, epoch) in its own permuted order; 0: ids in order */
     int verify;        /* 1: check each record's checksum as it is read (default) */
-    const char *langs; /* NULL: every language with samples in the split; else "de,fr,sw" */
+    const char *langs; /* NULL: every language with samples in the split; else "de,fr,sw" (not kept) */
 } ShardLoaderOpts;
 
 typedef struct ShardLoader ShardLoader;

@@ -14,6 +14,7 @@
 #include "dist.h"
 #include "model.h"
 #include "sample.h"
+#include "shards.h"
 #include "textdata.h"
 #include "tokenizer.h"
 #include "train.h"
@@ -35,6 +36,43 @@ static int text_batch(void *ctx, long step, int row0, int B, int T, int *tokens,
     return 0;
 }
 
+/* Batches from an LMDB shard store; every rank reads the store itself. */
+typedef struct {
+    ShardStore *store;
+    ShardLoader *loader;
+    int n_replicas;
+} ShardSource;
+
+static int shard_batch(void *ctx, long step, int row0, int B, int T, int *tokens, int *targets, float *weights) {
+    ShardSource *s = ctx;
+    return shard_loader_batch(s->loader, step, row0 / B, s->n_replicas, B, T, tokens, targets, weights);
+}
+
+static int shard_source_open(ShardSource *s, const char *dir, uint64_t seed, float alpha, const char *langs, int T,
+                             int vocab, int n_replicas) {
+    memset(s, 0, sizeof *s);
+    if (shard_store_open(&s->store, dir) != 0) return -1;
+    const ShardInfo *info = shard_store_info(s->store);
+    if (strcmp(info->tokenizer, TOK_ID) != 0)
+        return calm_error("%s: tokenizer '%s' is not calm's byte tokenizer '%s'", dir, info->tokenizer, TOK_ID);
+    if (info->vocab_size > vocab)
+        return calm_error("%s: store vocabulary %d exceeds the model's %d", dir, info->vocab_size, vocab);
+    if (T > info->seq_len)
+        return calm_error("%s: --seq-len %d exceeds the store's sample length %d", dir, T, info->seq_len);
+    ShardLoaderOpts o;
+    shard_loader_opts_default(&o);
+    o.seed = seed;
+    o.alpha = alpha;
+    o.langs = langs;
+    s->n_replicas = n_replicas;
+    return shard_loader_open(&s->loader, s->store, &o);
+}
+
+static void shard_source_close(ShardSource *s) {
+    if (s->loader) shard_loader_close(s->loader);
+    if (s->store) shard_store_close(s->store);
+}
+
 static int is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -47,8 +85,12 @@ static int cmd_train(int argc, char **argv) {
     tc.optim.lr = 3e-3f;
     long seed = 1;
     int threads = 0, resume = 0;
-    const char *init = NULL;
+    const char *init = NULL, *data_dir = NULL, *langs = NULL;
+    float alpha = 0.3f;
     const Opt opts[] = {
+        {"data", OPT_STR, &data_dir, "LMDB shard store (calm shard build) instead of text files", 1, 0},
+        {"alpha", OPT_FLOAT, &alpha, "--data: language sampling p(L) ~ n_L^alpha", 0, 1},
+        {"langs", OPT_STR, &langs, "--data: comma-separated languages to use (default: all)", 1, 0},
         {"out", OPT_STR, &tc.out_dir, "model directory to write (config.json, model.safetensors, trainer state)", 1, 0},
         {"model", OPT_STR, &init, "start from this model directory instead of random weights", 1, 0},
         {"resume", OPT_FLAG, &resume, "continue the run saved in --out (weights, optimizer, step)", 1, 0},
@@ -77,10 +119,11 @@ static int cmd_train(int argc, char **argv) {
         {"max-seq-len", OPT_INT, &z.max_seq_len, "new model: max_position_embeddings", 1, 1 << 20},
         {"tie", OPT_FLAG, &z.tie, "new model: tie lm_head to the embedding", 1, 0},
         OPT_END};
-    const Command cmd = {"calm train", "--out DIR [options] TEXT_FILE...",
-                         "Train a byte-level Llama-style LM on text files (each file one document), from random "
-                         "weights, from --model, or continuing a saved run with --resume.",
-                         opts, 1, -1};
+    const Command cmd = {"calm train", "--out DIR [options] (--data STORE | TEXT_FILE...)",
+                         "Train a byte-level Llama-style LM on an LMDB shard store or on text files (each file one "
+                         "document), from random weights, from --model, or continuing a saved run with --resume. "
+                         "--batch is the global batch: under mpirun/srun each rank trains its share of it.",
+                         opts, 0, -1};
     char **files;
     int nfiles;
     cli_parse(&cmd, argc, argv, &files, &nfiles);
@@ -106,11 +149,17 @@ static int cmd_train(int argc, char **argv) {
     }
     calm_blas_init(threads);
 
-    TextData data;
-    if (textdata_load(&data, (const char *const *)files, nfiles) != 0) cli_fail("train");
-    if (data.n <= (size_t)tc.T + 1) {
-        fprintf(stderr, "calm train: the text (%zu tokens) is shorter than --seq-len %d + 1\n", data.n, tc.T);
-        return 1;
+    if ((nfiles > 0) == (data_dir != NULL)) {
+        fprintf(stderr, "calm train: give either --data STORE or text files\nTry 'calm train --help'.\n");
+        return 2;
+    }
+    TextData data = {0};
+    if (!data_dir) {
+        if (textdata_load(&data, (const char *const *)files, nfiles) != 0) cli_fail("train");
+        if (data.n <= (size_t)tc.T + 1) {
+            fprintf(stderr, "calm train: the text (%zu tokens) is shorter than --seq-len %d + 1\n", data.n, tc.T);
+            return 1;
+        }
     }
     Model m;
     const char *from = resume && is_dir(tc.out_dir) ? tc.out_dir : init;
@@ -151,10 +200,22 @@ static int cmd_train(int argc, char **argv) {
         if (r < 0) cli_fail("train");
         if (r > 0) calm_log("resuming %s at step %ld", tc.out_dir, st.step);
     }
-    calm_log("data: %zu tokens from %d file(s); %ld steps of %d x %d tokens", data.n, nfiles, tc.steps, tc.B, tc.T);
     uint64_t useed = (uint64_t)seed;
     void *ctx[2] = {&data, &useed};
-    if (train_run(&tr, &st, &tc, text_batch, ctx) != 0) cli_fail("train");
+    ShardSource shards = {0};
+    int rc;
+    if (data_dir) {
+        if (shard_source_open(&shards, data_dir, useed, alpha, langs, tc.T, m.cfg.vocab_size, g_dist.size) != 0)
+            cli_fail("train");
+        calm_log("data: %s; %ld steps of %d x %d tokens", data_dir, tc.steps, tc.B * g_dist.size, tc.T);
+        rc = train_run(&tr, &st, &tc, shard_batch, &shards);
+        shard_source_close(&shards);
+    } else {
+        calm_log("data: %zu tokens from %d file(s); %ld steps of %d x %d tokens", data.n, nfiles, tc.steps,
+                 tc.B * g_dist.size, tc.T);
+        rc = train_run(&tr, &st, &tc, text_batch, ctx);
+    }
+    if (rc != 0) cli_fail("train");
     calm_log("wrote %s", tc.out_dir);
     train_state_free(&st);
     textdata_free(&data);
@@ -266,6 +327,11 @@ static int cmd_generate(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- forward */
 
+static int cmd_shard(int argc, char **argv) {
+    argv[0] = "shard";
+    return shard_main(argc, argv);
+}
+
 static int cmd_forward(int argc, char **argv) {
     const char *model_dir = NULL, *input = NULL, *out = NULL;
     int threads = 0;
@@ -321,6 +387,7 @@ static const Subcommand subcommands[] = {
     {"eval", cmd_eval, "loss and perplexity of a model on text", 0},
     {"generate", cmd_generate, "continue a prompt (greedy or sampled, KV cache)", 0},
     {"forward", cmd_forward, "write a model's logits for a file as safetensors", 0},
+    {"shard", cmd_shard, "LMDB shard stores: build, info, verify, bench", 0},
     {"bench", cmd_bench, "sgemm and training-step throughput", 0},
 };
 

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -631,6 +633,73 @@ static void test_map_growth(void **state) {
     free(dir);
 }
 
+/* Many readers: threads with a loader each, and another process, read the
+ * same store at once and get the same batches as a lone reader. */
+typedef struct {
+    ShardStore *s;
+    const int *want;
+    int steps, ok;
+} ReaderArg;
+
+enum { RB = 4, RSTEPS = 40 };
+
+static int read_stream(ShardStore *s, int *out) {
+    ShardLoader *l;
+    ShardLoaderOpts o;
+    shard_loader_opts_default(&o);
+    o.seed = 77;
+    if (shard_loader_open(&l, s, &o)) return -1;
+    int rc = 0, tgt[RB * TT];
+    for (int step = 0; step < RSTEPS && !rc; step++)
+        rc = shard_loader_batch(l, step, 0, 1, RB, TT, out + step * RB * TT, tgt, NULL);
+    shard_loader_close(l);
+    return rc;
+}
+
+static void *reader_thread(void *p) {
+    ReaderArg *a = p;
+    int *got = malloc(sizeof(int) * RSTEPS * RB * TT);
+    a->ok = read_stream(a->s, got) == 0 && memcmp(got, a->want, sizeof(int) * RSTEPS * RB * TT) == 0;
+    free(got);
+    return NULL;
+}
+
+static void test_many_readers(void **state) {
+    (void)state;
+    int n_docs[3] = {30, 12, 50};
+    char *dir = build_synth("readers", 3, n_docs, TT, 0, 0, NULL);
+    size_t bytes = sizeof(int) * RSTEPS * RB * TT;
+    int *want = malloc(bytes);
+    ShardStore *s;
+    assert_int_equal(shard_store_open(&s, dir), 0);
+    assert_int_equal(read_stream(s, want), 0);
+    pid_t child = fork(); /* another process, reading while the threads below do */
+    if (child == 0) {
+        ShardStore *cs; /* the child opens its own environment, not the parent's */
+        int *got = malloc(bytes), ok = shard_store_open(&cs, dir) == 0 && cs != s && read_stream(cs, got) == 0 &&
+                                   memcmp(got, want, bytes) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    assert_true(child > 0);
+    pthread_t th[4];
+    ReaderArg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (ReaderArg){s, want, RSTEPS, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, reader_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(args[i].ok);
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    shard_store_close(s);
+    free(want);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* ---- bad inputs ------------------------------------------------------------- */
 
 static char *data_file(const char *dir) { return calm_path_join(dir, "data.mdb"); }
@@ -835,6 +904,7 @@ int main(void) {
         cmocka_unit_test(test_short_T_and_zero_copy),
         cmocka_unit_test(test_600_languages),
         cmocka_unit_test(test_map_growth),
+        cmocka_unit_test(test_many_readers),
         cmocka_unit_test(test_bad_version_and_not_a_store),
         cmocka_unit_test(test_incomplete_and_existing),
         cmocka_unit_test(test_empty_and_bad_builder_input),

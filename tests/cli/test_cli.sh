@@ -22,7 +22,7 @@ expect_err() { # expect_err TEXT DESCRIPTION  (after expect_rc)
 expect_rc 0 "calm --help" "$calm" --help
 expect_rc 2 "calm with no command" "$calm"
 expect_rc 2 "unknown command" "$calm" frobnicate
-for sub in train eval generate forward bench; do
+for sub in train eval generate forward bench shard; do
   expect_rc 0 "calm $sub --help" "$calm" "$sub" --help
   grep -q "usage: calm $sub" "$tmp/out" && ok || fail "calm $sub --help prints no usage"
 done
@@ -81,6 +81,21 @@ cp -r "$tmp/m" "$tmp/bad"
 truncate -s 1000 "$tmp/bad/model.safetensors"
 expect_rc 1 "truncated weights" "$calm" eval --model "$tmp/bad" "$here/../data/memorise.txt"
 expect_err "model.safetensors" "truncated weights"
+
+# calm train --data: train from an LMDB store built by calm shard build.
+mkdir -p "$tmp/corpus"
+cp "$here/../data/memorise.txt" "$tmp/corpus/en.txt"
+expect_rc 0 "shard build" "$calm" shard build --out "$tmp/store" --seq-len 32 "$tmp/corpus"
+expect_rc 0 "train --data" "$calm" train --out "$tmp/ms" --data "$tmp/store" --dim 64 --layers 2 --heads 4 \
+  --seq-len 32 --batch 8 --steps 120 --lr 5e-3 --warmup 10 --threads 1 --log "$tmp/ms.jsonl" --log-every 10
+first=$(head -n 1 "$tmp/ms.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
+last=$(tail -n 1 "$tmp/ms.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
+echo "train --data loss: $first -> $last"
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }' && ok || fail "train --data: loss $first -> $last"
+expect_rc 2 "both --data and files" "$calm" train --out "$tmp/x" --data "$tmp/store" "$here/../data/memorise.txt"
+expect_rc 1 "--seq-len longer than the store's" "$calm" train --out "$tmp/x" --data "$tmp/store" --seq-len 64 --steps 1
+expect_err "exceeds the store's sample length 32" "--seq-len longer than the store's"
+expect_rc 1 "--data not a store" "$calm" train --out "$tmp/x" --data "$tmp/corpus" --seq-len 32 --steps 1
 
 echo "$passes passed, $fails failed"
 [[ $fails -eq 0 ]]
