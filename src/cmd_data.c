@@ -1,0 +1,285 @@
+/* cmd_data.c: `calm data kv` — the key-value arithmetic data of CALM §4.1.
+ *
+ * A table maps random lowercase keys (2-6 letters) to distinct integers.
+ * Expressions combine 3-6 operands with + - x (configurable). Three tasks:
+ *   KV-SUBS   "abc+de-fgh="  ->  "12+7-33"   (keys replaced by their values)
+ *   KV-MATH   "abc+de-fgh="  ->  "-14"       (keys -> result)
+ *   NUM-MATH  "12+7-33="     ->  "-14"       (numbers -> result)
+ * KV-SUBS carries a leading "s:" so a model can tell it from KV-MATH, which
+ * shares its prompts. The composition set uses a random 20% of the keys; the
+ * KV evaluation sets use only expressions whose keys all lie outside it, so a
+ * composed model can only answer them through mA's memory of the table.
+ * Evaluation expressions never occur in any training file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "common.h"
+
+typedef struct {
+    int n_keys, min_operands, max_operands, lo, hi;
+    const char *ops;
+    double compose_frac;
+    Rng rng;
+    char (*keys)[8];
+    int *values;
+    unsigned char *in_compose; /* key is in the composition 20% */
+    /* expressions already emitted (hash set), so evaluation stays held out */
+    uint64_t *seen;
+    size_t seen_cap, seen_n;
+} Kv;
+
+static uint64_t rng_below(Rng *r, uint64_t n) { return rng_u64(r) % n; }
+
+static int seen_insert(Kv *kv, uint64_t h) { /* 1 if new */
+    if (kv->seen_n * 2 >= kv->seen_cap) {
+        size_t cap = kv->seen_cap ? kv->seen_cap * 2 : 1 << 16;
+        uint64_t *t = xcalloc(cap, sizeof(uint64_t));
+        for (size_t i = 0; i < kv->seen_cap; i++)
+            if (kv->seen[i]) {
+                size_t j = kv->seen[i] & (cap - 1);
+                while (t[j]) j = (j + 1) & (cap - 1);
+                t[j] = kv->seen[i];
+            }
+        free(kv->seen);
+        kv->seen = t;
+        kv->seen_cap = cap;
+    }
+    h |= 1; /* 0 marks an empty slot */
+    size_t j = h & (kv->seen_cap - 1);
+    while (kv->seen[j]) {
+        if (kv->seen[j] == h) return 0;
+        j = (j + 1) & (kv->seen_cap - 1);
+    }
+    kv->seen[j] = h;
+    kv->seen_n++;
+    return 1;
+}
+
+static void make_table(Kv *kv) {
+    int range = kv->hi - kv->lo + 1;
+    kv->keys = xcalloc((size_t)kv->n_keys, sizeof *kv->keys);
+    kv->values = xcalloc((size_t)kv->n_keys, sizeof(int));
+    kv->in_compose = xcalloc((size_t)kv->n_keys, 1);
+    /* distinct values: a partial Fisher-Yates shuffle of [lo, hi] */
+    int *pool = xmalloc((size_t)range * sizeof(int));
+    for (int i = 0; i < range; i++) pool[i] = kv->lo + i;
+    for (int i = 0; i < kv->n_keys; i++) {
+        int j = i + (int)rng_below(&kv->rng, (uint64_t)(range - i));
+        int t = pool[i];
+        pool[i] = pool[j];
+        pool[j] = t;
+        kv->values[i] = pool[i];
+    }
+    free(pool);
+    /* distinct keys of 2-6 letters */
+    for (int i = 0; i < kv->n_keys; i++) {
+        for (;;) {
+            int len = 2 + (int)rng_below(&kv->rng, 5);
+            for (int c = 0; c < len; c++) kv->keys[i][c] = (char)('a' + rng_below(&kv->rng, 26));
+            kv->keys[i][len] = 0;
+            int dup = 0;
+            for (int j = 0; j < i && !dup; j++) dup = !strcmp(kv->keys[i], kv->keys[j]);
+            if (!dup) break;
+        }
+    }
+    int n_comp = (int)(kv->compose_frac * kv->n_keys + 0.5);
+    if (n_comp < 1) n_comp = 1;
+    for (int chosen = 0; chosen < n_comp;) {
+        int k = (int)rng_below(&kv->rng, (uint64_t)kv->n_keys);
+        if (!kv->in_compose[k]) kv->in_compose[k] = 1, chosen++;
+    }
+}
+
+typedef struct {
+    int n;
+    int key[8];
+    char op[8]; /* op[i] joins operand i and i+1 */
+} Expr;
+
+/* pool: 0 any key, 1 composition keys only, 2 held-out keys only */
+static void random_expr(Kv *kv, Expr *e, int pool) {
+    e->n = kv->min_operands + (int)rng_below(&kv->rng, (uint64_t)(kv->max_operands - kv->min_operands + 1));
+    size_t nops = strlen(kv->ops);
+    for (int i = 0; i < e->n; i++) {
+        int k;
+        do k = (int)rng_below(&kv->rng, (uint64_t)kv->n_keys);
+        while ((pool == 1 && !kv->in_compose[k]) || (pool == 2 && kv->in_compose[k]));
+        e->key[i] = k;
+        if (i + 1 < e->n) e->op[i] = kv->ops[rng_below(&kv->rng, nops)];
+    }
+}
+
+/* Standard precedence: x binds tighter than + and -. */
+static long long expr_value(const Kv *kv, const Expr *e) {
+    long long total = 0, term = kv->values[e->key[0]];
+    int sign = 1;
+    for (int i = 1; i < e->n; i++) {
+        long long v = kv->values[e->key[i]];
+        if (e->op[i - 1] == '*') {
+            term *= v;
+        } else {
+            total += sign * term;
+            sign = e->op[i - 1] == '-' ? -1 : 1;
+            term = v;
+        }
+    }
+    return total + sign * term;
+}
+
+static uint64_t expr_hash(const Expr *e) {
+    uint64_t h = (uint64_t)e->n;
+    for (int i = 0; i < e->n; i++) h = calm_hash64(h ^ ((uint64_t)e->key[i] << 8 | (uint8_t)(i ? e->op[i - 1] : 0)));
+    return h;
+}
+
+static void write_expr(FILE *f, const Kv *kv, const Expr *e, int values) {
+    for (int i = 0; i < e->n; i++) {
+        if (i) fputc(e->op[i - 1], f);
+        if (values) fprintf(f, "%d", kv->values[e->key[i]]);
+        else fputs(kv->keys[e->key[i]], f);
+    }
+}
+
+enum { KV_SUBS, KV_MATH, NUM_MATH };
+
+static void write_example(FILE *f, const Kv *kv, const Expr *e, int task) {
+    fputs("{\"prompt\": \"", f);
+    if (task == KV_SUBS) fputs("s:", f);
+    write_expr(f, kv, e, task == NUM_MATH);
+    fputs("=\", \"target\": \"", f);
+    if (task == KV_SUBS) write_expr(f, kv, e, 1);
+    else fprintf(f, "%lld", expr_value(kv, e));
+    fputs("\"}\n", f);
+}
+
+/* n distinct new expressions from pool, each written for every task in tasks. */
+static int write_set(Kv *kv, const char *dir, const char *name, long n, int pool, int task) {
+    char *path = calm_path_join(dir, name), *tmp = xmalloc(strlen(path) + 8);
+    sprintf(tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        calm_error("%s: cannot create", tmp);
+        free(path);
+        free(tmp);
+        return -1;
+    }
+    long made = 0, tries = 0;
+    while (made < n) {
+        Expr e;
+        random_expr(kv, &e, pool);
+        if (++tries > 50 * n + 1000) break;
+        if (!seen_insert(kv, expr_hash(&e) ^ (uint64_t)task * 0x9e3779b97f4a7c15ULL)) continue;
+        write_example(f, kv, &e, task);
+        made++;
+    }
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    int r = 0;
+    if (made < n) r = calm_error("%s: only %ld distinct expressions could be made (asked for %ld): use more keys",
+                                 path, made, n);
+    else if (bad || rename(tmp, path) != 0) r = calm_error("%s: write failed", path);
+    if (r) unlink(tmp);
+    free(path);
+    free(tmp);
+    return r;
+}
+
+static int parse_range(const char *s, int *lo, int *hi, const char *what) {
+    char *end;
+    long a = strtol(s, &end, 10);
+    if (end == s || *end != ':') return calm_error("--%s '%s': expected LO:HI", what, s);
+    const char *p = end + 1;
+    long b = strtol(p, &end, 10);
+    if (end == p || *end || a > b) return calm_error("--%s '%s': expected LO:HI with LO <= HI", what, s);
+    *lo = (int)a;
+    *hi = (int)b;
+    return 0;
+}
+
+static int cmd_data_kv(int argc, char **argv) {
+    const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
+    int n_keys = 500;
+    long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500;
+    float frac = 0.2f;
+    const Opt opts[] = {{"out", OPT_STR, &out, "directory to write", 1, 0},
+                        {"keys", OPT_INT, &n_keys, "keys in the table", 1, 1 << 20},
+                        {"values", OPT_STR, &values, "value range LO:HI (values are distinct)", 1, 0},
+                        {"operands", OPT_STR, &operands, "operands per expression MIN:MAX", 1, 0},
+                        {"ops", OPT_STR, &ops, "operators to use, from + - *", 1, 0},
+                        {"compose-frac", OPT_FLOAT, &frac, "share of keys the composition data may use", 0.01, 0.99},
+                        {"augment-examples", OPT_LONG, &n_a, "KV-SUBS examples for mA (all keys)", 1, 1e9},
+                        {"anchor-examples", OPT_LONG, &n_b, "NUM-MATH examples for mB", 1, 1e9},
+                        {"compose-examples", OPT_LONG, &n_c, "composition examples (composition keys only)", 1, 1e9},
+                        {"eval-examples", OPT_LONG, &n_eval, "examples per evaluation set", 1, 1e9},
+                        {"seed", OPT_LONG, &seed, "seed", 0, 9e18},
+                        OPT_END};
+    const Command cmd = {"calm data kv", "--out DIR [options]",
+                         "Key-value arithmetic data (CALM section 4.1). Writes table.tsv and JSON Lines "
+                         "{prompt, target} files: augment_kv_subs.jsonl (mA), anchor_num_math.jsonl (mB), "
+                         "compose_kv_math.jsonl and compose_kv_subs.jsonl (composition, 20% of the keys), and "
+                         "eval_{kv_subs,kv_math,num_math}.jsonl (held out; KV sets use only keys outside the 20%).",
+                         opts, 0, 0};
+    char **pos;
+    int npos;
+    cli_parse(&cmd, argc, argv, &pos, &npos);
+    if (!out) {
+        fprintf(stderr, "calm data kv: --out DIR is required\nTry 'calm data kv --help'.\n");
+        return 2;
+    }
+    Kv kv = {0};
+    kv.n_keys = n_keys;
+    kv.ops = ops;
+    kv.compose_frac = frac;
+    if (parse_range(values, &kv.lo, &kv.hi, "values") || parse_range(operands, &kv.min_operands, &kv.max_operands, "operands"))
+        cli_fail(NULL);
+    if (kv.min_operands < 2 || kv.max_operands > 8) {
+        fprintf(stderr, "calm data kv: --operands must lie within 2:8\n");
+        return 2;
+    }
+    if (!*ops || strspn(ops, "+-*") != strlen(ops)) {
+        fprintf(stderr, "calm data kv: --ops takes characters from '+-*'\n");
+        return 2;
+    }
+    if ((long)kv.hi - kv.lo + 1 < n_keys) {
+        fprintf(stderr, "calm data kv: %d keys need at least %d distinct values (--values %s)\n", n_keys, n_keys, values);
+        return 2;
+    }
+    rng_seed(&kv.rng, (uint64_t)seed, 0xd47a);
+    if (calm_mkdirs(out) != 0) cli_fail("data kv");
+    make_table(&kv);
+    /* Evaluation sets first: every later training set skips their expressions. */
+    if (write_set(&kv, out, "eval_kv_math.jsonl", n_eval, 2, KV_MATH) ||
+        write_set(&kv, out, "eval_kv_subs.jsonl", n_eval, 2, KV_SUBS) ||
+        write_set(&kv, out, "eval_num_math.jsonl", n_eval, 0, NUM_MATH) ||
+        write_set(&kv, out, "augment_kv_subs.jsonl", n_a, 0, KV_SUBS) ||
+        write_set(&kv, out, "anchor_num_math.jsonl", n_b, 0, NUM_MATH) ||
+        write_set(&kv, out, "compose_kv_math.jsonl", n_c, 1, KV_MATH) ||
+        write_set(&kv, out, "compose_kv_subs.jsonl", n_c, 1, KV_SUBS))
+        cli_fail("data kv");
+    char *tpath = calm_path_join(out, "table.tsv");
+    FILE *f = fopen(tpath, "w");
+    if (!f) cli_fail("data kv");
+    fprintf(f, "key\tvalue\tin_composition_set\n");
+    for (int i = 0; i < n_keys; i++) fprintf(f, "%s\t%d\t%d\n", kv.keys[i], kv.values[i], kv.in_compose[i]);
+    fclose(f);
+    calm_log("wrote %s: %d keys (%d for composition), values %d..%d, %d-%d operands, ops '%s'", out, n_keys,
+             (int)(frac * n_keys + 0.5), kv.lo, kv.hi, kv.min_operands, kv.max_operands, ops);
+    free(tpath);
+    free(kv.keys);
+    free(kv.values);
+    free(kv.in_compose);
+    free(kv.seen);
+    return 0;
+}
+
+int cmd_data(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "kv")) return cmd_data_kv(argc - 1, argv + 1);
+    FILE *out = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
+    fprintf(out, "usage: calm data kv --out DIR [options]\n\n"
+                 "Experiment data sets:\n  kv   key-value arithmetic (CALM section 4.1)\n");
+    return out == stdout ? 0 : 2;
+}

@@ -1,0 +1,330 @@
+/* cmd_train.c: `calm train` (a byte-level LM) and `calm compose` (CALM
+ * composition of two frozen models). Both share the training options, the
+ * data sources (text files or an LMDB shard store) and data parallelism. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "checkpoint.h"
+#include "cli.h"
+#include "cmd.h"
+#include "common.h"
+#include "shards.h"
+#include "textdata.h"
+#include "tokenizer.h"
+#include "train.h"
+
+/* ------------------------------------------------------- shared options */
+
+typedef struct {
+    TrainConfig tc;
+    long seed;
+    int threads, resume;
+    const char *data_dir, *langs;
+    float alpha;
+} RunOpts;
+
+static void run_opts_default(RunOpts *r) {
+    memset(r, 0, sizeof *r);
+    r->tc.B = 8;
+    r->tc.T = 256;
+    r->tc.steps = 1000;
+    r->tc.log_every = 10;
+    optim_config_default(&r->tc.optim);
+    r->tc.optim.lr = 3e-3f;
+    r->seed = 1;
+    r->alpha = 0.3f;
+}
+
+#define RUN_OPTS(r)                                                                                              \
+    {"data", OPT_STR, &(r).data_dir, "LMDB shard store (calm shard build) instead of text files", 1, 0},        \
+        {"alpha", OPT_FLOAT, &(r).alpha, "--data: language sampling p(L) ~ n_L^alpha", 0, 1},                    \
+        {"langs", OPT_STR, &(r).langs, "--data: comma-separated languages to use (default: all)", 1, 0},        \
+        {"resume", OPT_FLAG, &(r).resume, "continue the run saved in --out (weights, optimizer, step)", 1, 0},  \
+        {"steps", OPT_LONG, &(r).tc.steps, "optimizer steps", 1, 1e12},                                          \
+        {"batch", OPT_INT, &(r).tc.B, "global batch: sequences per step", 1, 1 << 20},                          \
+        {"seq-len", OPT_INT, &(r).tc.T, "tokens per sequence (T)", 1, 1 << 20},                                 \
+        {"lr", OPT_FLOAT, &(r).tc.optim.lr, "peak learning rate", 0, 10},                                       \
+        {"min-lr-frac", OPT_FLOAT, &(r).tc.optim.min_lr_frac, "final learning rate as a fraction of --lr", 0, 1}, \
+        {"warmup", OPT_INT, &(r).tc.optim.warmup_steps, "linear warm-up steps", 0, 1e9},                        \
+        {"weight-decay", OPT_FLOAT, &(r).tc.optim.weight_decay, "decoupled weight decay (matrices only)", 0, 10}, \
+        {"beta1", OPT_FLOAT, &(r).tc.optim.beta1, "AdamW beta1", 0, 0.99999},                                   \
+        {"beta2", OPT_FLOAT, &(r).tc.optim.beta2, "AdamW beta2", 0, 0.999999},                                  \
+        {"adam-eps", OPT_FLOAT, &(r).tc.optim.eps, "AdamW epsilon", 0, 1},                                      \
+        {"clip", OPT_FLOAT, &(r).tc.optim.clip, "global gradient-norm clip (0: off)", 0, 1e9},                  \
+        {"seed", OPT_LONG, &(r).seed, "seed for initialisation and data order", 0, 9e18},                       \
+        {"threads", OPT_INT, &(r).threads, "threads (0: cores available)", 0, 4096},                            \
+        {"log", OPT_STR, &(r).tc.log_path, "JSONL metrics file", 1, 0},                                         \
+        {"log-every", OPT_LONG, &(r).tc.log_every, "progress interval in steps", 1, 1e12},                      \
+        {"save-every", OPT_LONG, &(r).tc.save_every, "write --out every N steps (0: at the end only)", 0, 1e12}
+
+/* Checks shared by both commands; splits the global batch over the ranks. */
+static int run_opts_check(RunOpts *r, const char *cmd, int nfiles) {
+    if (!r->tc.out_dir) {
+        fprintf(stderr, "%s: --out DIR is required\nTry '%s --help'.\n", cmd, cmd);
+        return 2;
+    }
+    if ((nfiles > 0) == (r->data_dir != NULL)) {
+        fprintf(stderr, "%s: give either --data STORE or text files\nTry '%s --help'.\n", cmd, cmd);
+        return 2;
+    }
+    if (r->tc.B % g_dist.size) {
+        fprintf(stderr, "%s: --batch %d (global) is not divisible by %d ranks\n", cmd, r->tc.B, g_dist.size);
+        return 2;
+    }
+    if (r->tc.optim.warmup_steps > r->tc.steps) r->tc.optim.warmup_steps = (int)r->tc.steps;
+    r->tc.optim.total_steps = (int)r->tc.steps;
+    /* Data parallel: rank r trains rows [r B/size, (r+1) B/size) of the
+     * global batch, so any world size sees the same data. */
+    r->tc.B /= g_dist.size;
+    r->tc.row0 = g_dist.rank * r->tc.B;
+    r->tc.world = g_dist.size;
+    r->tc.is_main = g_dist.rank == 0;
+    if (g_dist.size > 1) {
+        r->tc.reduce = dist_train_reduce;
+        r->tc.reduce_ctx = &g_dist;
+    }
+    calm_blas_init(r->threads);
+    return 0;
+}
+
+/* ---------------------------------------------------------- data sources */
+
+typedef struct {
+    TextData text;
+    uint64_t seed;
+    ShardStore *store;
+    ShardLoader *loader;
+    int n_replicas;
+} DataSource;
+
+static int text_batch(void *ctx, long step, int row0, int B, int T, int *tokens, int *targets, float *weights) {
+    DataSource *d = ctx;
+    textdata_batch(&d->text, d->seed, step, row0, B, T, tokens, targets, weights);
+    return 0;
+}
+
+static int shard_batch(void *ctx, long step, int row0, int B, int T, int *tokens, int *targets, float *weights) {
+    DataSource *d = ctx;
+    return shard_loader_batch(d->loader, step, row0 / B, d->n_replicas, B, T, tokens, targets, weights);
+}
+
+/* Open text files or a shard store; every rank reads the store itself. */
+static int data_open(DataSource *d, const RunOpts *r, char **files, int nfiles, int vocab, BatchFn *fn) {
+    memset(d, 0, sizeof *d);
+    d->seed = (uint64_t)r->seed;
+    d->n_replicas = g_dist.size;
+    const int T = r->tc.T;
+    if (!r->data_dir) {
+        if (textdata_load(&d->text, (const char *const *)files, nfiles) != 0) return -1;
+        if (d->text.n <= (size_t)T + 1)
+            return calm_error("the text (%zu tokens) is shorter than --seq-len %d + 1", d->text.n, T);
+        calm_log("data: %zu tokens from %d file(s); %ld steps of %d x %d tokens", d->text.n, nfiles, r->tc.steps,
+                 r->tc.B * g_dist.size, T);
+        *fn = text_batch;
+        return 0;
+    }
+    const char *dir = r->data_dir;
+    if (shard_store_open(&d->store, dir) != 0) return -1;
+    const ShardInfo *info = shard_store_info(d->store);
+    if (strcmp(info->tokenizer, TOK_ID) != 0)
+        return calm_error("%s: tokenizer '%s' is not calm's byte tokenizer '%s'", dir, info->tokenizer, TOK_ID);
+    if (info->vocab_size > vocab)
+        return calm_error("%s: store vocabulary %d exceeds the model's %d", dir, info->vocab_size, vocab);
+    if (T > info->seq_len)
+        return calm_error("%s: --seq-len %d exceeds the store's sample length %d", dir, T, info->seq_len);
+    ShardLoaderOpts o;
+    shard_loader_opts_default(&o);
+    o.seed = d->seed;
+    o.alpha = r->alpha;
+    o.langs = r->langs;
+    if (shard_loader_open(&d->loader, d->store, &o) != 0) return -1;
+    calm_log("data: %s; %ld steps of %d x %d tokens", dir, r->tc.steps, r->tc.B * g_dist.size, T);
+    *fn = shard_batch;
+    return 0;
+}
+
+static void data_close(DataSource *d) {
+    if (d->loader) shard_loader_close(d->loader);
+    if (d->store) shard_store_close(d->store);
+    textdata_free(&d->text);
+}
+
+/* Optimizer state, resume, data, loop: the part both commands share. */
+static int run_training(const char *cmd, RunOpts *r, Trainable *tr, char **files, int nfiles, int vocab) {
+    TrainState st;
+    train_state_init(&st, tr->n);
+    if (r->resume) {
+        int got = train_state_load(&st, r->tc.out_dir);
+        if (got < 0) cli_fail(cmd);
+        if (got > 0) calm_log("resuming %s at step %ld", r->tc.out_dir, st.step);
+    }
+    DataSource data;
+    BatchFn fn = NULL;
+    if (data_open(&data, r, files, nfiles, vocab, &fn) != 0) cli_fail(cmd);
+    if (train_run(tr, &st, &r->tc, fn, &data) != 0) cli_fail(cmd);
+    if (r->tc.is_main) calm_log("wrote %s", r->tc.out_dir);
+    data_close(&data);
+    train_state_free(&st);
+    return 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ------------------------------------------------------------------ train */
+
+int cmd_train(int argc, char **argv) {
+    RunOpts r;
+    run_opts_default(&r);
+    int dim = 256, layers = 4, heads = 4, kv_heads = 0, ffn = 0, vocab = TOK_VOCAB_DEFAULT, max_seq = 1024, tie = 0;
+    const char *init = NULL;
+    const Opt opts[] = {
+        {"out", OPT_STR, &r.tc.out_dir, "model directory to write (config.json, model.safetensors, trainer state)", 1, 0},
+        {"model", OPT_STR, &init, "start from this model directory instead of random weights", 1, 0},
+        RUN_OPTS(r),
+        {"dim", OPT_INT, &dim, "new model: hidden size", 2, 65536},
+        {"layers", OPT_INT, &layers, "new model: layers", 1, 4096},
+        {"heads", OPT_INT, &heads, "new model: attention heads", 1, 4096},
+        {"kv-heads", OPT_INT, &kv_heads, "new model: key/value heads (0: = heads)", 0, 4096},
+        {"ffn", OPT_INT, &ffn, "new model: MLP width (0: about 8/3 dim, multiple of 32)", 0, 1 << 20},
+        {"vocab", OPT_INT, &vocab, "new model: vocabulary (>= 259)", TOK_N_SPECIAL, 1 << 20},
+        {"max-seq-len", OPT_INT, &max_seq, "new model: max_position_embeddings", 1, 1 << 20},
+        {"tie", OPT_FLAG, &tie, "new model: tie lm_head to the embedding", 1, 0},
+        OPT_END};
+    const Command cmd = {"calm train", "--out DIR [options] (--data STORE | TEXT_FILE...)",
+                         "Train a byte-level Llama-style LM on an LMDB shard store or on text files (each file one "
+                         "document), from random weights, from --model, or continuing a saved run with --resume. "
+                         "Under mpirun/srun each rank trains its share of the global --batch.",
+                         opts, 0, -1};
+    char **files;
+    int nfiles;
+    cli_parse(&cmd, argc, argv, &files, &nfiles);
+    if (dim % heads) {
+        fprintf(stderr, "calm train: --dim %d is not divisible by --heads %d\n", dim, heads);
+        return 2;
+    }
+    int rc = run_opts_check(&r, "calm train", nfiles);
+    if (rc) return rc;
+
+    Model m;
+    const char *from = r.resume && is_dir(r.tc.out_dir) ? r.tc.out_dir : init;
+    if (from) {
+        if (model_load_dir(&m, from) != 0) cli_fail("train");
+        calm_log("loaded %s (%zu parameters)", from, m.num_params);
+    } else {
+        ModelConfig c;
+        model_config_default(&c);
+        c.dim = dim;
+        c.n_layers = layers;
+        c.n_heads = heads;
+        c.n_kv_heads = kv_heads ? kv_heads : heads;
+        c.head_dim = dim / heads;
+        c.hidden_dim = ffn ? ffn : ((8 * dim / 3 + 31) / 32) * 32;
+        c.vocab_size = vocab;
+        c.max_seq_len = max_seq;
+        c.tie_embeddings = tie;
+        if (model_init(&m, &c) != 0) cli_fail("train");
+        model_init_random(&m, (uint64_t)r.seed);
+        calm_log("new model: dim %d, %d layers, %d heads (%d kv), ffn %d, vocab %d: %zu parameters", c.dim,
+                 c.n_layers, c.n_heads, c.n_kv_heads, c.hidden_dim, c.vocab_size, m.num_params);
+    }
+    if (r.tc.T > m.cfg.max_seq_len) {
+        fprintf(stderr, "calm train: --seq-len %d exceeds the model's max_position_embeddings %d\n", r.tc.T,
+                m.cfg.max_seq_len);
+        return 2;
+    }
+    Trainable tr = trainable_model(&m);
+    rc = run_training("train", &r, &tr, files, nfiles, m.cfg.vocab_size);
+    model_free(&m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- compose */
+
+typedef struct {
+    Composer *c;
+    const char *anchor, *augment;
+} ComposeCtx;
+
+static float compose_step(void *ctx, const int *tokens, const int *targets, const float *weights, int B, int T) {
+    Composer *c = ((ComposeCtx *)ctx)->c;
+    compose_zero_grads(c);
+    float loss = compose_forward(c, tokens, targets, weights, B, T);
+    compose_backward(c, targets, weights);
+    return loss;
+}
+
+static int compose_save(void *ctx, const char *dir) {
+    ComposeCtx *x = ctx;
+    return compose_save_dir(x->c, dir, x->anchor, x->augment);
+}
+
+int cmd_compose(int argc, char **argv) {
+    RunOpts r;
+    run_opts_default(&r);
+    r.tc.optim.weight_decay = 0.0f;
+    const char *anchor = NULL, *augment = NULL, *conns = NULL;
+    int heads = 0;
+    const Opt opts[] = {
+        {"anchor", OPT_STR, &anchor, "anchor model mB (HF directory); frozen", 1, 0},
+        {"augment", OPT_STR, &augment, "augmenting model mA (HF directory); frozen", 1, 0},
+        {"out", OPT_STR, &r.tc.out_dir, "composition directory to write (calm_config.json, calm.safetensors)", 1, 0},
+        {"connections", OPT_STR, &conns, "A:B pairs, e.g. 3:5,7:11 (default: every 4th mA layer)", 1, 0},
+        {"heads", OPT_INT, &heads, "cross-attention heads (0: the anchor's)", 0, 4096},
+        RUN_OPTS(r),
+        OPT_END};
+    const Command cmd = {"calm compose", "--anchor DIR --augment DIR --out DIR [options] (--data STORE | TEXT_FILE...)",
+                         "Train a CALM composition: cross-attention from the frozen augmenting model's layers into "
+                         "the frozen anchor's. Only the composition parameters learn; with task records (prompt + "
+                         "target) only the target tokens count in the loss.",
+                         opts, 0, -1};
+    char **files;
+    int nfiles;
+    cli_parse(&cmd, argc, argv, &files, &nfiles);
+    if (!anchor || !augment) {
+        fprintf(stderr, "calm compose: --anchor and --augment are required\nTry 'calm compose --help'.\n");
+        return 2;
+    }
+    int rc = run_opts_check(&r, "calm compose", nfiles);
+    if (rc) return rc;
+    Model A, B;
+    if (model_load_dir(&B, anchor) != 0) cli_fail("compose: anchor");
+    if (model_load_dir(&A, augment) != 0) cli_fail("compose: augment");
+    ComposeConfig cc = {0};
+    if (conns ? compose_parse_connections(conns, &cc) : compose_default_connections(&A.cfg, &B.cfg, &cc))
+        cli_fail("compose");
+    cc.n_heads = heads;
+    Composer c;
+    if (compose_init(&c, &A, &B, &cc) != 0) cli_fail("compose");
+    const char *dir = r.tc.out_dir;
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/%s", dir, CALM_COMPOSE_CONFIG);
+    if (r.resume && access(cfg_path, F_OK) == 0) {
+        if (compose_load_weights(&c, dir) != 0) cli_fail("compose: resume");
+    } else {
+        compose_init_random(&c, (uint64_t)r.seed);
+    }
+    if (r.tc.T > B.cfg.max_seq_len || r.tc.T > A.cfg.max_seq_len) {
+        fprintf(stderr, "calm compose: --seq-len %d exceeds a model's max_position_embeddings\n", r.tc.T);
+        return 2;
+    }
+    char line[1024];
+    int k = 0;
+    for (int i = 0; i < cc.n_conn; i++)
+        k += snprintf(line + k, sizeof line - (size_t)k, "%s%d:%d", i ? "," : "", c.cfg.conn[i].a, c.cfg.conn[i].b);
+    calm_log("composition: connections %s, %d heads, %zu trainable parameters (anchor %zu, augment %zu frozen)",
+             line, c.H, c.num_params, B.num_params, A.num_params);
+    ComposeCtx ctx = {&c, anchor, augment};
+    Trainable tr = {&ctx, c.params, c.grads, c.num_params, c.info, c.n_info, compose_step, compose_save};
+    rc = run_training("compose", &r, &tr, files, nfiles, B.cfg.vocab_size);
+    compose_free(&c);
+    model_free(&A);
+    model_free(&B);
+    return rc;
+}

@@ -1,0 +1,500 @@
+/* compose.c: see compose.h. */
+#define _GNU_SOURCE
+#include "compose.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "common.h"
+#include "layers.h"
+#include "safetensors.h"
+#include "sample.h"
+#include "tokenizer.h"
+
+/* -------------------------------------------------------------- wiring */
+
+int compose_default_connections(const ModelConfig *A, const ModelConfig *B, ComposeConfig *cfg) {
+    int as[COMPOSE_MAX_CONN], k = 0;
+    for (int a = 3; a < A->n_layers && k < COMPOSE_MAX_CONN; a += 4) as[k++] = a;
+    if (k == 0) as[k++] = A->n_layers - 1;
+    if (k > B->n_layers) k = B->n_layers; /* never two connections into one anchor block */
+    cfg->n_conn = k;
+    for (int i = 0; i < k; i++) {
+        cfg->conn[i].a = as[i];
+        cfg->conn[i].b = (int)lround((double)(i + 1) * B->n_layers / k) - 1;
+    }
+    return 0;
+}
+
+int compose_parse_connections(const char *s, ComposeConfig *cfg) {
+    cfg->n_conn = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10);
+        if (end == p || *end != ':') return calm_error("--connections '%s': expected A:B pairs like 3:5,7:11", s);
+        p = end + 1;
+        long b = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',')) return calm_error("--connections '%s': expected A:B pairs like 3:5,7:11", s);
+        if (a < 0 || b < 0 || a > INT_MAX || b > INT_MAX) return calm_error("--connections '%s': negative layer index", s);
+        if (cfg->n_conn == COMPOSE_MAX_CONN) return calm_error("--connections: at most %d connections", COMPOSE_MAX_CONN);
+        cfg->conn[cfg->n_conn].a = (int)a;
+        cfg->conn[cfg->n_conn].b = (int)b;
+        cfg->n_conn++;
+        p = *end ? end + 1 : end;
+    }
+    if (cfg->n_conn == 0) return calm_error("--connections: empty list");
+    return 0;
+}
+
+/* ------------------------------------------------------------ parameters */
+
+int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg) {
+    memset(c, 0, sizeof *c);
+    const ModelConfig *ca = &A->cfg, *cb = &B->cfg;
+    if (ca->vocab_size != cb->vocab_size)
+        return calm_error("models have different vocabularies: augment %d, anchor %d (both must use calm's byte "
+                          "tokenizer with the same padded vocabulary)",
+                          ca->vocab_size, cb->vocab_size);
+    if (ca->bos_id != cb->bos_id || ca->eos_id != cb->eos_id)
+        return calm_error("models use different special tokens (BOS %d/%d, EOS %d/%d): not the same tokenizer",
+                          ca->bos_id, cb->bos_id, ca->eos_id, cb->eos_id);
+    if (cfg->n_conn < 1 || cfg->n_conn > COMPOSE_MAX_CONN)
+        return calm_error("a composition needs 1..%d connections, got %d", COMPOSE_MAX_CONN, cfg->n_conn);
+    for (int i = 0; i < cfg->n_conn; i++) {
+        const Connection *k = &cfg->conn[i];
+        if (k->a < 0 || k->a >= ca->n_layers)
+            return calm_error("connection %d:%d: augment layer %d out of range (the augmenting model has layers 0..%d)",
+                              k->a, k->b, k->a, ca->n_layers - 1);
+        if (k->b < 0 || k->b >= cb->n_layers)
+            return calm_error("connection %d:%d: anchor layer %d out of range (the anchor has layers 0..%d)", k->a,
+                              k->b, k->b, cb->n_layers - 1);
+        for (int j = 0; j < i; j++)
+            if (cfg->conn[j].b > k->b)
+                return calm_error("connections must be in order of anchor layer (%d:%d comes after %d:%d)", k->a,
+                                  k->b, cfg->conn[j].a, cfg->conn[j].b);
+    }
+    int H = cfg->n_heads > 0 ? cfg->n_heads : cb->n_heads;
+    if (cb->dim % H) return calm_error("cross-attention heads %d do not divide the anchor width %d", H, cb->dim);
+    c->cfg = *cfg;
+    c->cfg.n_heads = H;
+    c->A = A;
+    c->B = B;
+    c->dA = ca->dim;
+    c->dB = cb->dim;
+    c->H = H;
+    c->HS = cb->dim / H;
+    c->a_max = 0;
+    c->b_min = INT_MAX;
+    for (int i = 0; i < cfg->n_conn; i++) {
+        if (cfg->conn[i].a > c->a_max) c->a_max = cfg->conn[i].a;
+        if (cfg->conn[i].b < c->b_min) c->b_min = cfg->conn[i].b;
+    }
+
+    const int n = cfg->n_conn;
+    const size_t dA = c->dA, dB = c->dB;
+    c->n_info = 6 * n;
+    c->info = xcalloc((size_t)c->n_info, sizeof(ParamInfo));
+    static const char *names[6] = {"proj.weight", "proj.bias", "q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                   "o_proj.weight"};
+    size_t off = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 6; j++) {
+            ParamInfo *p = &c->info[6 * i + j];
+            snprintf(p->name, sizeof p->name, "calm.connections.%d.%s", i, names[j]);
+            p->ndim = j == 1 ? 1 : 2;
+            p->shape[0] = (int64_t)dB;
+            p->shape[1] = j == 0 ? (int64_t)dA : j == 1 ? 0 : (int64_t)dB;
+            p->numel = j == 0 ? dB * dA : j == 1 ? dB : dB * dB;
+            p->offset = off;
+            off += p->numel;
+        }
+    c->num_params = off;
+    c->params = xalloc_floats(off);
+    c->grads = xalloc_floats(off);
+    c->p = xcalloc((size_t)n, sizeof(ConnParams));
+    c->g = xcalloc((size_t)n, sizeof(ConnParams));
+    for (int i = 0; i < n; i++) {
+        float **pp[6] = {&c->p[i].proj_w, &c->p[i].proj_b, &c->p[i].wq, &c->p[i].wk, &c->p[i].wv, &c->p[i].wo};
+        float **gg[6] = {&c->g[i].proj_w, &c->g[i].proj_b, &c->g[i].wq, &c->g[i].wk, &c->g[i].wv, &c->g[i].wo};
+        for (int j = 0; j < 6; j++) {
+            *pp[j] = c->params + c->info[6 * i + j].offset;
+            *gg[j] = c->grads + c->info[6 * i + j].offset;
+        }
+    }
+    c->acts = xcalloc((size_t)n, sizeof(ConnActs));
+    return 0;
+}
+
+void compose_init_random(Composer *c, uint64_t seed) {
+    for (int k = 0; k < c->n_info; k++) {
+        const ParamInfo *p = &c->info[k];
+        float *w = c->params + p->offset;
+        int is_o = strstr(p->name, "o_proj") != NULL;
+        if (p->ndim == 1 || is_o) {
+            memset(w, 0, p->numel * sizeof(float)); /* o_proj = 0: step 0 is exactly mB */
+            continue;
+        }
+        Rng r;
+        rng_seed(&r, seed, 1000 + (uint64_t)k);
+        float std = 1.0f / sqrtf((float)p->shape[1]);
+        for (size_t i = 0; i < p->numel; i++) w[i] = std * rng_normal(&r);
+    }
+}
+
+void compose_free(Composer *c) {
+    free(c->params);
+    free(c->grads);
+    free(c->p);
+    free(c->g);
+    free(c->info);
+    free(c->acts);
+    free(c->mem);
+    memset(c, 0, sizeof *c);
+}
+
+void compose_zero_grads(Composer *c) { memset(c->grads, 0, c->num_params * sizeof(float)); }
+
+static void ensure_acts(Composer *c, int Bsz, int T) {
+    if (c->mem && c->cap_B == Bsz && c->cap_T == T) return;
+    free(c->mem);
+    const size_t N = (size_t)Bsz * T, dB = c->dB, PT = (size_t)Bsz * c->H * T * T;
+    const size_t per = 7 * N * dB + PT;
+    const size_t scratch = 6 * N * dB + PT;
+    c->mem = xalloc_floats(per * c->cfg.n_conn + scratch);
+    float *p = c->mem;
+    for (int i = 0; i < c->cfg.n_conn; i++) {
+        ConnActs *a = &c->acts[i];
+        a->hB = p, p += N * dB;
+        a->P = p, p += N * dB;
+        a->q = p, p += N * dB;
+        a->k = p, p += N * dB;
+        a->v = p, p += N * dB;
+        a->att = p, p += N * dB;
+        p += N * dB; /* spare row block keeps each connection's layout uniform */
+        a->probs = p, p += PT;
+    }
+    c->scratch = p;
+    c->cap_B = Bsz;
+    c->cap_T = T;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+static const float *augment_stream(const Composer *c, int i) {
+    const size_t N = (size_t)c->Bsz * c->T;
+    return c->A->acts.resid + (size_t)(c->cfg.conn[i].a + 1) * N * c->dA;
+}
+
+static void forward_hook(void *ctx, int layer, float *resid, int Bsz, int T) {
+    Composer *c = ctx;
+    const int N = Bsz * T, dA = c->dA, dB = c->dB;
+    float *out = c->scratch;
+    for (int i = 0; i < c->cfg.n_conn; i++) {
+        if (c->cfg.conn[i].b != layer) continue;
+        const ConnParams *w = &c->p[i];
+        ConnActs *a = &c->acts[i];
+        memcpy(a->hB, resid, (size_t)N * dB * sizeof(float));
+        linear_forward(a->P, augment_stream(c, i), w->proj_w, w->proj_b, N, dA, dB);
+        linear_forward(a->q, a->hB, w->wq, NULL, N, dB, dB);
+        linear_forward(a->k, a->P, w->wk, NULL, N, dB, dB);
+        linear_forward(a->v, a->P, w->wv, NULL, N, dB, dB);
+        attention_forward(a->att, a->probs, a->q, a->k, a->v, Bsz, T, c->H, c->H, c->HS);
+        linear_forward(out, a->att, w->wo, NULL, N, dB, dB);
+#pragma omp parallel for
+        for (size_t j = 0; j < (size_t)N * dB; j++) resid[j] += out[j];
+    }
+}
+
+float compose_forward(Composer *c, const int *tokens, const int *targets, const float *weights, int Bsz, int T) {
+    ensure_acts(c, Bsz, T);
+    c->Bsz = Bsz;
+    c->T = T;
+    model_forward_trunk(c->A, tokens, Bsz, T, c->a_max + 1);
+    return model_forward(c->B, tokens, targets, weights, Bsz, T, forward_hook, c);
+}
+
+/* --------------------------------------------------------------- backward */
+
+/* dresid = dL/d(stream after the addition). Accumulates the connection's
+ * parameter gradients and adds the path through the queries to dresid. */
+static void backward_hook(void *ctx, int layer, float *dresid, int Bsz, int T) {
+    Composer *c = ctx;
+    const int N = Bsz * T, dA = c->dA, dB = c->dB;
+    const size_t ND = (size_t)N * dB;
+    float *datt = c->scratch, *dq = datt + ND, *dk = dq + ND, *dv = dk + ND, *dP = dv + ND, *dprobs = dP + ND + ND;
+    for (int i = c->cfg.n_conn - 1; i >= 0; i--) {
+        if (c->cfg.conn[i].b != layer) continue;
+        const ConnParams *w = &c->p[i];
+        const ConnParams *g = &c->g[i];
+        ConnActs *a = &c->acts[i];
+        memset(datt, 0, ND * sizeof(float));
+        linear_backward(datt, g->wo, NULL, dresid, a->att, w->wo, N, dB, dB);
+        memset(dq, 0, 3 * ND * sizeof(float));
+        attention_backward(dq, dk, dv, dprobs, datt, a->q, a->k, a->v, a->probs, Bsz, T, c->H, c->H, c->HS);
+        linear_backward(dresid, g->wq, NULL, dq, a->hB, w->wq, N, dB, dB);
+        memset(dP, 0, ND * sizeof(float));
+        linear_backward(dP, g->wk, NULL, dk, a->P, w->wk, N, dB, dB);
+        linear_backward(dP, g->wv, NULL, dv, a->P, w->wv, N, dB, dB);
+        linear_backward(NULL, g->proj_w, g->proj_b, dP, augment_stream(c, i), w->proj_w, N, dA, dB);
+    }
+}
+
+void compose_backward(Composer *c, const int *targets, const float *weights) {
+    model_backward(c->B, targets, weights, GRAD_INPUT, c->b_min + 1, backward_hook, c);
+}
+
+/* ------------------------------------------------------------- generation */
+
+typedef struct {
+    Composer *c;
+    int pos, max_T;
+    float *hA;     /* [n_conn, dA]: mA's stream at this position */
+    float *kc, *vc; /* [n_conn, max_T, dB] */
+    float *tmp;    /* [4 * dB] */
+    float *scores; /* [max_T] */
+} GenState;
+
+static void gen_augment_hook(void *ctx, int layer, float *x, int Bsz, int T) {
+    GenState *s = ctx;
+    for (int i = 0; i < s->c->cfg.n_conn; i++)
+        if (s->c->cfg.conn[i].a == layer) memcpy(s->hA + (size_t)i * s->c->dA, x, (size_t)s->c->dA * sizeof(float));
+}
+
+static void gen_anchor_hook(void *ctx, int layer, float *x, int Bsz, int T) {
+    GenState *s = ctx;
+    Composer *c = s->c;
+    const int dA = c->dA, dB = c->dB, HS = c->HS, pos = s->pos;
+    const float scale = 1.0f / sqrtf((float)HS);
+    float *P = s->tmp, *q = P + dB, *att = q + dB, *out = att + dB;
+    for (int i = 0; i < c->cfg.n_conn; i++) {
+        if (c->cfg.conn[i].b != layer) continue;
+        const ConnParams *w = &c->p[i];
+        float *K = s->kc + (size_t)i * s->max_T * dB, *V = s->vc + (size_t)i * s->max_T * dB;
+        linear_forward(P, s->hA + (size_t)i * dA, w->proj_w, w->proj_b, 1, dA, dB);
+        linear_forward(K + (size_t)pos * dB, P, w->wk, NULL, 1, dB, dB);
+        linear_forward(V + (size_t)pos * dB, P, w->wv, NULL, 1, dB, dB);
+        linear_forward(q, x, w->wq, NULL, 1, dB, dB);
+        for (int h = 0; h < c->H; h++) {
+            const float *qh = q + (size_t)h * HS;
+            float mx = -INFINITY, sum = 0.0f;
+            for (int j = 0; j <= pos; j++) {
+                float d = 0.0f;
+                for (int e = 0; e < HS; e++) d += qh[e] * K[(size_t)j * dB + h * HS + e];
+                s->scores[j] = d * scale;
+                mx = s->scores[j] > mx ? s->scores[j] : mx;
+            }
+            for (int j = 0; j <= pos; j++) sum += (s->scores[j] = expf(s->scores[j] - mx));
+            float *o = att + (size_t)h * HS;
+            for (int e = 0; e < HS; e++) o[e] = 0.0f;
+            for (int j = 0; j <= pos; j++) {
+                float p = s->scores[j] / sum;
+                for (int e = 0; e < HS; e++) o[e] += p * V[(size_t)j * dB + h * HS + e];
+            }
+        }
+        linear_forward(out, att, w->wo, NULL, 1, dB, dB);
+        for (int e = 0; e < dB; e++) x[e] += out[e];
+    }
+}
+
+int compose_generate(Composer *c, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
+                     uint64_t seed, int *out) {
+    int cap = n_prompt + max_new;
+    if (cap > c->B->cfg.max_seq_len) cap = c->B->cfg.max_seq_len;
+    if (cap > c->A->cfg.max_seq_len) cap = c->A->cfg.max_seq_len;
+    KVCache ka, kb;
+    kvcache_init(&ka, &c->A->cfg, cap);
+    kvcache_init(&kb, &c->B->cfg, cap);
+    GenState s = {c, 0, cap, NULL, NULL, NULL, NULL, NULL};
+    s.hA = xalloc_floats((size_t)c->cfg.n_conn * c->dA);
+    s.kc = xalloc_floats((size_t)c->cfg.n_conn * cap * c->dB);
+    s.vc = xalloc_floats((size_t)c->cfg.n_conn * cap * c->dB);
+    s.tmp = xalloc_floats(4 * (size_t)c->dB);
+    s.scores = xalloc_floats((size_t)cap);
+    Rng rng;
+    rng_seed(&rng, seed, 0x5a3e);
+    int n_valid = c->B->cfg.vocab_size < TOK_N_SPECIAL ? c->B->cfg.vocab_size : TOK_N_SPECIAL;
+    float *logits = NULL;
+    int n = 0, tok = -1;
+    for (int i = 0; s.pos < cap; i++) {
+        if (i < n_prompt) tok = prompt[i];
+        else {
+            if (!logits || n >= max_new) break;
+            tok = sample_token(logits, n_valid, temperature, top_k, &rng);
+            out[n++] = tok;
+            if (tok == TOK_EOS) break;
+        }
+        model_decode_step_ex(c->A, &ka, tok, c->a_max + 1, gen_augment_hook, &s);
+        logits = model_decode_step_ex(c->B, &kb, tok, c->B->cfg.n_layers, gen_anchor_hook, &s);
+        s.pos++;
+    }
+    /* The cache may run out before max_new: the last logits still give a token. */
+    if (logits && n < max_new && s.pos == cap && (n == 0 || out[n - 1] != TOK_EOS))
+        out[n++] = sample_token(logits, n_valid, temperature, top_k, &rng);
+    free(s.hA);
+    free(s.kc);
+    free(s.vc);
+    free(s.tmp);
+    free(s.scores);
+    kvcache_free(&ka);
+    kvcache_free(&kb);
+    return n;
+}
+
+/* ------------------------------------------------------------ directories */
+
+int compose_model_hash(const char *model_dir, char hex[65]) {
+    char *path = calm_path_join(model_dir, CALM_WEIGHTS_FILE);
+    int r = calm_sha256_file(path, hex);
+    free(path);
+    return r;
+}
+
+int compose_save_dir(const Composer *c, const char *dir, const char *anchor_dir, const char *augment_dir) {
+    char ha[65], hb[65];
+    if (compose_model_hash(anchor_dir, hb) != 0 || compose_model_hash(augment_dir, ha) != 0) return -1;
+    if (calm_mkdirs(dir) != 0) return -1;
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (!realpath(anchor_dir, rb) || !realpath(augment_dir, ra))
+        return calm_error("cannot resolve the model paths %s / %s", anchor_dir, augment_dir);
+
+    StWriteTensor *t = xcalloc((size_t)c->n_info, sizeof(StWriteTensor));
+    for (int k = 0; k < c->n_info; k++) {
+        t[k].name = c->info[k].name;
+        t[k].data = c->params + c->info[k].offset;
+        t[k].ndim = c->info[k].ndim;
+        t[k].shape[0] = c->info[k].shape[0];
+        t[k].shape[1] = c->info[k].shape[1];
+    }
+    char *wpath = calm_path_join(dir, CALM_COMPOSE_WEIGHTS);
+    const char *mk[] = {"format"}, *mv[] = {"pt"};
+    int r = st_write_f32(wpath, t, c->n_info, mk, mv, 1);
+    free(wpath);
+    free(t);
+    if (r != 0) return -1;
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", "calm-composition");
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON *an = cJSON_AddObjectToObject(root, "anchor");
+    cJSON_AddStringToObject(an, "path", rb);
+    cJSON_AddStringToObject(an, "sha256", hb);
+    cJSON *au = cJSON_AddObjectToObject(root, "augment");
+    cJSON_AddStringToObject(au, "path", ra);
+    cJSON_AddStringToObject(au, "sha256", ha);
+    cJSON *cs = cJSON_AddArrayToObject(root, "connections");
+    for (int i = 0; i < c->cfg.n_conn; i++) {
+        int pair[2] = {c->cfg.conn[i].a, c->cfg.conn[i].b};
+        cJSON_AddItemToArray(cs, cJSON_CreateIntArray(pair, 2));
+    }
+    cJSON_AddNumberToObject(root, "heads", c->H);
+    cJSON_AddNumberToObject(root, "augment_dim", c->dA);
+    cJSON_AddNumberToObject(root, "anchor_dim", c->dB);
+    cJSON_AddStringToObject(root, "tokenizer", TOK_ID);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    size_t len = strlen(text);
+    text = xrealloc(text, len + 2);
+    text[len++] = '\n';
+    char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG);
+    const void *bufs[] = {text};
+    r = calm_write_atomic(cpath, bufs, &len, 1);
+    free(cpath);
+    free(text);
+    return r;
+}
+
+static const char *json_str(const cJSON *o, const char *key) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static int load_checked_model(Model *m, const cJSON *root, const char *role, const char *cpath) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, role);
+    const char *path = json_str(o, "path"), *sha = json_str(o, "sha256");
+    if (!path || !sha) return calm_error("%s: \"%s\" needs \"path\" and \"sha256\" strings", cpath, role);
+    char hex[65];
+    if (compose_model_hash(path, hex) != 0) return calm_error("%s: %s model: %s", cpath, role, calm_last_error());
+    if (strcmp(hex, sha) != 0)
+        return calm_error("%s: the %s model at %s has changed since the composition was trained "
+                          "(sha256 %s, expected %s)",
+                          cpath, role, path, hex, sha);
+    if (model_load_dir(m, path) != 0) return -1;
+    return 0;
+}
+
+int compose_load_weights(Composer *c, const char *dir) {
+    char *wpath = calm_path_join(dir, CALM_COMPOSE_WEIGHTS);
+    StFile f;
+    int r = st_open(&f, wpath);
+    free(wpath);
+    if (r != 0) return -1;
+    for (int k = 0; r == 0 && k < c->n_info; k++)
+        r = st_read_f32(&f, c->info[k].name, c->info[k].shape, c->info[k].ndim, c->params + c->info[k].offset);
+    st_close(&f);
+    return r;
+}
+
+int compose_load_dir(Composer *c, const char *dir, Model *A, Model *B) {
+    char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG);
+    char *text;
+    size_t len;
+    int r = -1;
+    cJSON *root = NULL;
+    if (calm_read_file(cpath, &text, &len) != 0) goto out_path;
+    root = cJSON_Parse(text);
+    free(text);
+    if (!root) {
+        calm_error("%s: not valid JSON", cpath);
+        goto out_path;
+    }
+    const char *fmt = json_str(root, "format");
+    if (!fmt || strcmp(fmt, "calm-composition") != 0) {
+        calm_error("%s: \"format\" is not \"calm-composition\"", cpath);
+        goto out;
+    }
+    ComposeConfig cfg = {0};
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(root, "connections"), *e;
+    if (!cJSON_IsArray(cs)) {
+        calm_error("%s: \"connections\" must be a list of [a, b] pairs", cpath);
+        goto out;
+    }
+    cJSON_ArrayForEach(e, cs) {
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 || !cJSON_IsNumber(cJSON_GetArrayItem(e, 0)) ||
+            !cJSON_IsNumber(cJSON_GetArrayItem(e, 1)) || cfg.n_conn == COMPOSE_MAX_CONN) {
+            calm_error("%s: \"connections\" must be a list of at most %d [a, b] pairs", cpath, COMPOSE_MAX_CONN);
+            goto out;
+        }
+        cfg.conn[cfg.n_conn].a = cJSON_GetArrayItem(e, 0)->valueint;
+        cfg.conn[cfg.n_conn].b = cJSON_GetArrayItem(e, 1)->valueint;
+        cfg.n_conn++;
+    }
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(root, "heads");
+    cfg.n_heads = cJSON_IsNumber(h) ? h->valueint : 0;
+    if (load_checked_model(B, root, "anchor", cpath) != 0) goto out;
+    if (load_checked_model(A, root, "augment", cpath) != 0) {
+        model_free(B);
+        goto out;
+    }
+    if (compose_init(c, A, B, &cfg) != 0) {
+        calm_error("%s: %s", cpath, calm_last_error());
+        goto out_models;
+    }
+    r = compose_load_weights(c, dir);
+    if (r != 0) compose_free(c);
+out_models:
+    if (r != 0) {
+        model_free(A);
+        model_free(B);
+    }
+out:
+    cJSON_Delete(root);
+out_path:
+    free(cpath);
+    return r;
+}

@@ -1,0 +1,106 @@
+/* compose.h: CALM composition of a frozen augmenting model mA into a frozen
+ * anchor mB (Bansal et al. 2024).
+ *
+ * For connection i = (a, b): P = proj(hA) with hA = mA's residual stream after
+ * block a ([N, dA] -> [N, dB], with bias); then multi-head cross-attention
+ * with queries from hB, mB's residual stream after block b, and keys/values
+ * from P; its output o_proj(att) is added to hB before block b+1:
+ *     hB <- hB + Wo attn(Wq hB, Wk P, Wv P)
+ * Attention is causal (anchor position t reads mA positions <= t), so no
+ * future token leaks through mA in teacher-forced training. Wo starts at zero:
+ * at step 0 the composition computes exactly mB.
+ *
+ * Training touches only these parameters: mB is back-propagated for input
+ * gradients only (GRAD_INPUT) and only down to its lowest connected block;
+ * mA runs forward only, and only up to its highest connected block.
+ */
+#ifndef CALM_COMPOSE_H
+#define CALM_COMPOSE_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+#define COMPOSE_MAX_CONN 64
+
+typedef struct {
+    int a, b; /* mA block a feeds mB after block b (0-based) */
+} Connection;
+
+typedef struct {
+    int n_conn;
+    Connection conn[COMPOSE_MAX_CONN];
+    int n_heads; /* cross-attention heads; 0 = mB's heads */
+} ComposeConfig;
+
+typedef struct {
+    float *proj_w; /* [dB, dA] */
+    float *proj_b; /* [dB] */
+    float *wq, *wk, *wv, *wo; /* [dB, dB] */
+} ConnParams;
+
+typedef struct {
+    float *hB;  /* [N, dB] mB stream after block b, before the addition */
+    float *P;   /* [N, dB] projection of mA's stream */
+    float *q, *k, *v, *att; /* [N, dB] */
+    float *probs; /* [B, H, T, T] */
+} ConnActs;
+
+typedef struct {
+    ComposeConfig cfg;
+    Model *A, *B; /* borrowed, frozen */
+    int dA, dB, H, HS;
+    size_t num_params;
+    float *params, *grads;
+    ConnParams *p, *g;
+    ParamInfo *info;
+    int n_info;
+    /* activations for (Bsz, T) */
+    int Bsz, T, cap_B, cap_T;
+    ConnActs *acts;
+    float *scratch; /* backward: d_att, dq, dk, dv, dP, dprobs */
+    float *mem;
+    /* during a forward */
+    int a_max, b_min;
+} Composer;
+
+/* Every 4th mA block (a = 3, 7, 11, ...; at least the last one), paired in
+ * order with as many mB blocks spaced uniformly and ending at NB-1. */
+int compose_default_connections(const ModelConfig *A, const ModelConfig *B, ComposeConfig *cfg);
+/* "3:5,7:11" -> connections; -1 with a message on a malformed list. */
+int compose_parse_connections(const char *s, ComposeConfig *cfg);
+
+/* Check the pair of models and the connections; allocate parameters (zero). */
+int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg);
+/* proj, q, k, v: normal(0, 1/sqrt(fan_in)); o_proj: 0; proj bias: 0. */
+void compose_init_random(Composer *c, uint64_t seed);
+void compose_free(Composer *c);
+
+/* Forward of the composed model on tokens [Bsz, T]; returns the mean weighted
+ * loss when targets are given (logits in c->B->acts.logits). */
+float compose_forward(Composer *c, const int *tokens, const int *targets, const float *weights, int Bsz, int T);
+/* Gradients of the last forward's loss w.r.t. the composition parameters
+ * (accumulated into c->grads). */
+void compose_backward(Composer *c, const int *targets, const float *weights);
+void compose_zero_grads(Composer *c);
+
+/* Greedy / sampled generation with KV caches for both models and a growing
+ * cross-attention cache per connection; equals full recomputation. */
+int compose_generate(Composer *c, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
+                     uint64_t seed, int *out);
+
+/* Composition directory: calm_config.json + calm.safetensors. */
+#define CALM_COMPOSE_CONFIG "calm_config.json"
+#define CALM_COMPOSE_WEIGHTS "calm.safetensors"
+int compose_save_dir(const Composer *c, const char *dir, const char *anchor_dir, const char *augment_dir);
+/* Reads dir/calm_config.json, loads both models from the paths it names
+ * (after checking their sha256), builds the composer and loads its weights.
+ * A and B are owned by the caller afterwards (model_free). */
+int compose_load_dir(Composer *c, const char *dir, Model *A, Model *B);
+/* Read dir/calm.safetensors into an initialised composer (names and shapes
+ * must match its connections). */
+int compose_load_weights(Composer *c, const char *dir);
+/* sha256 of a model directory's weights file. */
+int compose_model_hash(const char *model_dir, char hex[65]);
+
+#endif
