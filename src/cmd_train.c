@@ -44,7 +44,7 @@ static void run_opts_default(RunOpts *r) {
         {"alpha", OPT_FLOAT, &(r).alpha, "--data: language sampling p(L) ~ n_L^alpha", 0, 1},                    \
         {"langs", OPT_STR, &(r).langs, "--data: comma-separated languages to use (default: all)", 1, 0},        \
         {"resume", OPT_FLAG, &(r).resume, "continue the run saved in --out (weights, optimizer, step)", 1, 0},  \
-        {"steps", OPT_LONG, &(r).tc.steps, "optimizer steps", 1, 1e12},                                          \
+        {"steps", OPT_LONG, &(r).tc.steps, "optimizer steps (0: write the initial weights)", 0, 1e12},                                          \
         {"batch", OPT_INT, &(r).tc.B, "global batch: sequences per step", 1, 1 << 20},                          \
         {"seq-len", OPT_INT, &(r).tc.T, "tokens per sequence (T)", 1, 1 << 20},                                 \
         {"lr", OPT_FLOAT, &(r).tc.optim.lr, "peak learning rate", 0, 10},                                       \
