@@ -106,6 +106,8 @@ typedef struct {
     const int *targets;
     ResidHook hook;
     void *hook_ctx;
+    const float *G; /* optional: the objective is loss + <G, resid[g_layer+1]> */
+    int g_layer;
 } LossCtx;
 
 static double loss_obj(void *p) {
@@ -113,7 +115,9 @@ static double loss_obj(void *p) {
     model_forward(c->m, TOKENS, c->targets, WEIGHTS, B, T, c->hook, c->hook_ctx);
     double s = 0, sw = 0;
     for (int n = 0; n < N; n++) s += c->m->acts.losses[n], sw += WEIGHTS[n];
-    return s / sw;
+    s /= sw;
+    if (c->G) s += gc_dot(c->G, c->m->acts.resid + (size_t)(c->g_layer + 1) * N * C, (size_t)N * C);
+    return s;
 }
 
 static void full_backward(Model *m, const int *targets, GradMode mode, int stop_layer, ResidHook hook, void *ctx) {
@@ -169,6 +173,10 @@ static void check_table(int tied) {
         assert_ptr_equal(p->lm_head, p->embed);
     else
         assert_ptr_equal(p->lm_head, base + find_param(&f.m, "lm_head.weight")->offset);
+    model_alloc_grads(&f.m); /* the gradient struct mirrors the parameter one */
+    assert_ptr_equal(f.m.grads.embed, f.m.grads_memory + (p->embed - base));
+    assert_ptr_equal(f.m.grads.lm_head, f.m.grads_memory + (p->lm_head - base));
+    assert_ptr_equal(f.m.grads.layers[L - 1].w_down, f.m.grads_memory + (p->layers[L - 1].w_down - base));
     for (int l = 0; l < L; l++) {
         char nm[96];
         const LayerParams *lp = &p->layers[l];
@@ -198,8 +206,9 @@ static void test_param_table(void **state) {
 /* ------------------------------------------------------------ parameters */
 
 /* FD of the loss at a sample of every tensor's coordinates vs grads_memory.
- * Embedding: half the sample from the rows of the tokens used (elsewhere the
- * untied gradient is 0). */
+ * [V, C] tensors: a third of the sample from the rows of the input tokens and
+ * a third from the rows of the targets, where the large gradients are (tied:
+ * the embedding row of a target collects the lm_head gradient). */
 static void check_all_params(int tied) {
     Fixture f;
     fixture_init(&f, tied, 1);
@@ -207,7 +216,7 @@ static void check_all_params(int tied) {
     full_backward(m, f.targets, GRAD_FULL, 0, NULL, NULL);
 
     /* The per-token losses are weighted, as the objective assumes. */
-    LossCtx lc = {m, f.targets, NULL, NULL};
+    LossCtx lc = {m, f.targets, NULL, NULL, NULL, 0};
     float mean = model_forward(m, TOKENS, f.targets, WEIGHTS, B, T, NULL, NULL);
     assert_true(fabs(loss_obj(&lc) - mean) <= 1e-6 * fabs(mean));
 
@@ -225,8 +234,10 @@ static void check_all_params(int tied) {
         for (size_t j = 0; j < k; j++) {
             if (k == pt[i].numel)
                 idx[j] = j;
-            else if (x == m->params.embed && j % 2 == 0)
+            else if (pt[i].shape[0] == m->cfg.vocab_size && j % 3 == 0) /* rows read by the input */
                 idx[j] = (size_t)TOKENS[rng_u64(&r) % N] * C + rng_u64(&r) % C;
+            else if (pt[i].shape[0] == m->cfg.vocab_size && j % 3 == 1) /* rows of the targets */
+                idx[j] = (size_t)f.targets[rng_u64(&r) % N] * C + rng_u64(&r) % C;
             else
                 idx[j] = rng_u64(&r) % pt[i].numel;
         }
@@ -276,7 +287,7 @@ static void test_dresid_input(void **state) {
     memcpy(dresid, m->acts.dresid, (size_t)N * C * sizeof(float));
     assert_true(gc_max_abs(dresid, (size_t)N * C) > 0);
 
-    LossCtx lc = {m, f.targets, NULL, NULL};
+    LossCtx lc = {m, f.targets, NULL, NULL, NULL, 0};
     GcOpts o = GC_MODEL;
     o.h = FD_REL * (float)rms(m->params.embed, (size_t)m->cfg.vocab_size * C);
     int failed = 0;
@@ -415,7 +426,7 @@ static void check_stop_layer(int tied) {
 
     /* FD of the loss in resid[l+1] (hook perturbation) vs the hook's view. */
     AddHook add = {{xalloc_floats(nr), xalloc_floats(nr)}};
-    LossCtx lc = {m, f.targets, add_hook, &add};
+    LossCtx lc = {m, f.targets, add_hook, &add, NULL, 0};
     for (int l = 0; l < L; l++) {
         GcOpts o = GC_MODEL;
         model_forward(m, TOKENS, f.targets, WEIGHTS, B, T, NULL, NULL);
@@ -426,9 +437,16 @@ static void check_stop_layer(int tied) {
     }
 
     /* stop_layer = 1: dresid is dL/d resid[1]; only block 1 and above get
-     * gradients, and exactly the ones the whole backward gave them. */
+     * gradients, and exactly the ones the whole backward gave them. The hook
+     * still sees every gradient down to resid[1], once each. */
     for (int mode = GRAD_FULL; mode <= GRAD_INPUT; mode++) {
-        full_backward(m, f.targets, (GradMode)mode, 1, NULL, NULL);
+        CaptureHook c1 = {{xalloc_floats(nr), xalloc_floats(nr)}, {0, 0}};
+        full_backward(m, f.targets, (GradMode)mode, 1, capture_hook, &c1);
+        for (int l = 0; l < L; l++) {
+            assert_int_equal(c1.calls[l], 1);
+            assert_true(tu_close_ratio(c1.grad[l], cap.grad[l], nr, 1e-6 * gc_max_abs(cap.grad[l], nr), 1e-5) <= 1);
+        }
+        free(c1.grad[0]), free(c1.grad[1]);
         assert_true(tu_close_ratio(m->acts.dresid, cap.grad[0], nr, 1e-6 * gc_max_abs(cap.grad[0], nr), 1e-5) <=
                     1);
         int n;
@@ -458,6 +476,66 @@ static void test_stop_layer_tied(void **state) {
     check_stop_layer(1);
 }
 
+/* A backward hook may add to the gradient it is shown (composition adds the
+ * cross-attention's contribution there). Adding G at layer l must give the
+ * gradients of loss + <G, resid[l+1]>, in every tensor below that point and
+ * in dresid[0]; with stop_layer = l + 1 the result is dL/d resid[l+1] + G. */
+typedef struct {
+    int layer;
+    const float *G;
+} AddGradHook;
+
+static void add_grad_hook(void *ctx, int layer, float *dresid, int b, int t) {
+    AddGradHook *h = ctx;
+    if (layer == h->layer)
+        for (int i = 0; i < N * C; i++) dresid[i] += h->G[i];
+}
+
+static void test_backward_hook_adds(void **state) {
+    (void)state;
+    Fixture f;
+    fixture_init(&f, 0, 1);
+    Model *m = &f.m;
+    size_t nr = (size_t)N * C;
+    float *G = xalloc_floats(nr), *d1 = xalloc_floats(nr);
+    gc_randn(G, nr, 321, 0.05f); /* the size of dL/d resid here */
+
+    /* stop_layer = 1: the hook at layer 0 runs last, on dL/d resid[1]. */
+    full_backward(m, f.targets, GRAD_INPUT, 1, NULL, NULL);
+    memcpy(d1, m->acts.dresid, nr * sizeof(float));
+    AddGradHook ah = {0, G};
+    full_backward(m, f.targets, GRAD_INPUT, 1, add_grad_hook, &ah);
+    for (size_t i = 0; i < nr; i++) assert_true(fabsf(m->acts.dresid[i] - (d1[i] + G[i])) <= 1e-6f);
+
+    /* Whole backward, G added at layer 0: FD of loss + <G, resid[1]> in the
+     * block-0 weights and the embedding rows. */
+    full_backward(m, f.targets, GRAD_FULL, 0, add_grad_hook, &ah);
+    LossCtx lc = {m, f.targets, NULL, NULL, G, 0};
+    Rng r;
+    rng_seed(&r, 41, 0);
+    int n, failed = 0;
+    const ParamInfo *pt = model_param_table(m, &n);
+    for (int i = 0; i < n; i++) {
+        if (strncmp(pt[i].name, "model.layers.0.", 15) != 0 && strcmp(pt[i].name, "model.embed_tokens.weight") != 0)
+            continue;
+        float *x = m->params_memory + pt[i].offset;
+        GcOpts o = GC_MODEL;
+        o.h = FD_REL * (float)rms(x, pt[i].numel);
+        enum { K = 12 };
+        size_t idx[K], k = pt[i].numel < K ? pt[i].numel : K;
+        for (size_t j = 0; j < k; j++) /* embedding: the rows in use */
+            idx[j] = k == pt[i].numel ? j
+                     : x == m->params.embed ? (size_t)TOKENS[rng_u64(&r) % N] * C + rng_u64(&r) % C
+                                            : rng_u64(&r) % pt[i].numel;
+        char what[128];
+        snprintf(what, sizeof what, "hook+G %s", pt[i].name);
+        failed += !(gc_check_idx(what, loss_obj, &lc, x, m->grads_memory + pt[i].offset, pt[i].numel, idx, k, &o) <= 1);
+    }
+    assert_int_equal(failed, 0);
+    free(G), free(d1);
+    model_free(m);
+}
+
 int main(void) {
     calm_quiet = 1;
     calm_blas_init(2);
@@ -466,6 +544,7 @@ int main(void) {
         cmocka_unit_test(test_params_tied),       cmocka_unit_test(test_dresid_input),
         cmocka_unit_test(test_input_mode_untied), cmocka_unit_test(test_input_mode_tied),
         cmocka_unit_test(test_stop_layer_untied), cmocka_unit_test(test_stop_layer_tied),
+        cmocka_unit_test(test_backward_hook_adds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
