@@ -794,7 +794,7 @@ static void test_crossentropy_zero_weights(void **state) {
 
 int main(void) {
     calm_quiet = 1;
-    calm_blas_init(2);
+    calm_blas_init(0); /* threads from CALM_THREADS (ctest sets 1) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embedding),
         cmocka_unit_test(test_rmsnorm_forward),

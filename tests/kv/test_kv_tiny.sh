@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The key-value arithmetic pipeline end to end at preset tiny: data, both base
+# models, three compositions, evaluation; results.json must hold every model
+# and task with accuracies in [0, 1], and results.md the table.
+# Usage: test_kv_tiny.sh CALM_BINARY OUT_DIR
+set -euo pipefail
+calm=$1 out=$2
+root=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$out"
+CALM_BIN=$calm CALM_THREADS=1 "$root/jobs/kv-arithmetic.sh" --preset tiny --out "$out" >"$out.log" 2>&1 ||
+  { tail -30 "$out.log"; exit 1; }
+/usr/bin/python3 - "$out/results.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+models = ["mA", "mB", "calm", "calm_dc_kv_subs", "calm_random_mA"]
+tasks = ["kv_subs", "num_math", "kv_math"]
+for m in models:
+    for t in tasks:
+        a = r[m][t]
+        assert isinstance(a, float) and 0.0 <= a <= 1.0, (m, t, a)
+print("results.json complete:", json.dumps(r))
+PY
+grep -q "| CALM, dc = KV-MATH |" "$out/results.md"
+# The composition directories name both models and their hashes.
+grep -q '"sha256"' "$out/calm/calm_config.json"
