@@ -123,6 +123,7 @@ def main():
     if args.tied and args.gqa:
         variant = "tied+gqa"
 
+    torch.set_num_threads(1)  # tiny tensors: threads only add OpenMP overhead
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     cfg = build(args.tied, args.gqa)
