@@ -68,9 +68,13 @@ def blis_arch_ids(libdir):
 
 
 def setup_blas(threads, arch_flag):
-    """Set the environment BLIS reads at its first call. Returns (blas, arch label)."""
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ["BLIS_NUM_THREADS"] = str(threads)
+    """Set the environment BLIS reads at its first call. Returns (blas, arch label).
+    arch_flag "installed" leaves everything as Debian's torch runs by default:
+    BLIS picks its kernels by CPU model and uses one thread (torch's own thread
+    count does not reach BLIS)."""
+    if arch_flag != "installed":
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ["BLIS_NUM_THREADS"] = str(threads)
     real = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
     libdir = os.path.dirname(real)
     blas = os.path.basename(libdir) if "blis" in libdir else real
@@ -89,6 +93,8 @@ def setup_blas(threads, arch_flag):
             arch_flag = "haswell"
         else:
             arch_flag = "auto"
+    if arch_flag == "installed":
+        return blas, "as-installed"
     if arch_flag == "auto":
         os.environ.pop("BLIS_ARCH_TYPE", None)
         return blas, "blis-default"
@@ -123,7 +129,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     ap.add_argument("--threads", type=int, default=0, help="0: os.cpu_count()")
     ap.add_argument("--blis-arch", default="calm", help="calm (same rule as calm_blas_init), auto (BLIS's "
-                    "own choice) or a BLIS kernel set name (skx, haswell, zen3, ...)")
+                    "own choice), installed (Debian torch as it runs by default: BLIS default kernels, one "
+                    "BLIS thread) or a BLIS kernel set name (skx, haswell, zen3, ...)")
     ap.add_argument("--modes", default="full,frozen")
     a = ap.parse_args()
     a.threads = a.threads or os.cpu_count() or 1
