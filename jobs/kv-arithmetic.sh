@@ -10,8 +10,9 @@
 #      NUM-MATH and KV-MATH (KV sets use only keys outside the 20%)
 # Output: runs/kv-<preset>/results.json and results.md.
 #
-# Usage: jobs/kv-arithmetic.sh [--preset tiny|small|paper] [--out DIR] [--threads N]
-#   tiny   a minute or two: checks the pipeline (CI runs it); accuracies mean nothing
+# Usage: jobs/kv-arithmetic.sh [--preset tiny|quick|small|paper] [--out DIR] [--threads N]
+#   tiny   under a minute: checks the pipeline (CI runs it); accuracies mean nothing
+#   quick  a few minutes (jobs/quickstart.sh)
 #   small  the reference run for this 2-core machine (docs/kv-arithmetic.md)
 #   paper  larger models and data, closer to the paper's scale (hours)
 set -euo pipefail
@@ -22,7 +23,7 @@ while [[ $# -gt 0 ]]; do
     --preset) preset=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "kv-arithmetic.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,6 +36,11 @@ case "$preset" in
           --compose-examples 400 --eval-examples 40)
     A=(--dim 64 --layers 4 --heads 4); B=(--dim 64 --layers 4 --heads 4)
     steps_a=60 steps_b=60 steps_c=40 batch=16 lr=3e-3 clr=1e-3 ;;
+  quick) # jobs/quickstart.sh: a few minutes, enough to see the composition learn
+    data=(--keys 40 --values 0:99 --operands 3:3 --ops "+-" --augment-examples 4000 --anchor-examples 6000
+          --compose-examples 1000 --eval-examples 100)
+    A=(--dim 96 --layers 4 --heads 4); B=(--dim 96 --layers 4 --heads 4)
+    steps_a=400 steps_b=600 steps_c=300 batch=32 lr=3e-3 clr=2e-3 ;;
   small)
     data=(--keys 100 --values 0:99 --operands 3:3 --ops "+-" --augment-examples 40000 --anchor-examples 60000
           --compose-examples 8000 --eval-examples 400)
@@ -45,7 +51,7 @@ case "$preset" in
           --compose-examples 40000 --eval-examples 1000)
     A=(--dim 384 --layers 12 --heads 6); B=(--dim 512 --layers 12 --heads 8)
     steps_a=20000 steps_b=40000 steps_c=10000 batch=64 lr=1e-3 clr=5e-4 ;;
-  *) echo "kv-arithmetic.sh: unknown preset '$preset' (tiny, small, paper)" >&2; exit 2 ;;
+  *) echo "kv-arithmetic.sh: unknown preset '$preset' (tiny, quick, small, paper)" >&2; exit 2 ;;
 esac
 
 [[ -x "$calm" ]] || { "$root/jobs/install-deps.sh"; "$root/jobs/build.sh"; }

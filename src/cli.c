@@ -74,8 +74,9 @@ static void set_value(const Command *cmd, const Opt *o, const char *val) {
 }
 
 void cli_parse(const Command *cmd, int argc, char **argv, char ***pos, int *npos) {
-    static char *none[1];
-    char **p = argc > 1 ? xcalloc((size_t)argc, sizeof(char *)) : none;
+    /* Positional arguments are compacted into argv[1..n]: slot n is never
+     * ahead of the argument being read, so nothing is overwritten unread. */
+    char **p = argv + 1;
     int n = 0, only_pos = 0;
     for (int i = 1; i < argc; i++) {
         char *a = argv[i];

@@ -28,8 +28,8 @@ typedef struct {
 } Command;
 
 /* Parse argv[1..argc) (argv[0] is the subcommand name). Positional arguments
- * are returned in pos (pointers into argv). On error prints the message and
- * a pointer to --help, and exits 2. */
+ * are compacted into argv[1..npos] and returned in pos. On error prints the
+ * message and a pointer to --help, and exits 2. */
 void cli_parse(const Command *cmd, int argc, char **argv, char ***pos, int *npos);
 void cli_usage(const Command *cmd, FILE *out);
 

@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "cli.h"
+#include "compose.h"
 #include "common.h"
 #include "model.h"
 #include "optim.h"
@@ -63,9 +64,54 @@ static StepRate bench_steps(Model *m, int B, int T, GradMode mode, int warmup, i
     return rate;
 }
 
+/* The composition benchmark of docs/performance.md: anchor = the model above,
+ * augment = d256 L8 h4 ff704, connections 3:3,7:7. */
+static void bench_compose(Model *mb, int B, int T, int warmup, int steps, double peak, double full_step_ms) {
+    ModelConfig ca = mb->cfg;
+    ca.dim = 256;
+    ca.n_layers = 8;
+    ca.n_heads = ca.n_kv_heads = 4;
+    ca.head_dim = 64;
+    ca.hidden_dim = 704;
+    Model ma;
+    if (model_init(&ma, &ca) != 0) cli_fail("bench");
+    model_init_random(&ma, 2);
+    ComposeConfig cc = {0};
+    if (compose_parse_connections("3:3,7:7", &cc) != 0) cli_fail("bench");
+    Composer c;
+    if (compose_init(&c, &ma, mb, &cc) != 0) cli_fail("bench");
+    compose_init_random(&c, 3);
+    size_t N = (size_t)B * T;
+    int *tok = xmalloc(N * sizeof(int)), *tgt = xmalloc(N * sizeof(int));
+    Rng r;
+    rng_seed(&r, 7, 0);
+    for (size_t i = 0; i < N; i++) tok[i] = (int)(rng_u64(&r) % 256), tgt[i] = (int)(rng_u64(&r) % 256);
+    OptimConfig o;
+    optim_config_default(&o);
+    float *am = xalloc_floats(c.num_params), *av = xalloc_floats(c.num_params);
+    double t0 = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup) t0 = calm_now();
+        compose_zero_grads(&c);
+        compose_forward(&c, tok, tgt, NULL, B, T);
+        compose_backward(&c, tgt, NULL);
+        adamw_update(c.params, c.grads, am, av, c.num_params, s + 1, 1e-6f, &o, 0.0f);
+    }
+    double dt = (calm_now() - t0) / steps, gf = compose_flops_per_step(&c, B, T) / dt / 1e9;
+    printf("calm mode=compose tokens_per_s=%.1f step_ms=%.1f model_gflops=%.1f of_sgemm_peak=%.2f "
+           "compose_over_finetune=%.2f trainable=%zu\n",
+           N / dt, dt * 1e3, gf, gf / peak, dt * 1e3 / full_step_ms, c.num_params);
+    free(am);
+    free(av);
+    free(tok);
+    free(tgt);
+    compose_free(&c);
+    model_free(&ma);
+}
+
 int cmd_bench(int argc, char **argv) {
     int dim = 512, layers = 8, heads = 8, kv_heads = 0, ffn = 1408, vocab = TOK_VOCAB_DEFAULT, B = 8, T = 256;
-    int steps = 5, warmup = 2, threads = 0;
+    int steps = 5, warmup = 2, threads = 0, compose = 0;
     const Opt opts[] = {{"dim", OPT_INT, &dim, "hidden size", 2, 65536},
                         {"layers", OPT_INT, &layers, "layers", 1, 4096},
                         {"heads", OPT_INT, &heads, "attention heads", 1, 4096},
@@ -77,6 +123,8 @@ int cmd_bench(int argc, char **argv) {
                         {"steps", OPT_INT, &steps, "timed steps", 1, 1 << 20},
                         {"warmup", OPT_INT, &warmup, "untimed steps first", 0, 1 << 20},
                         {"threads", OPT_INT, &threads, "threads (0: cores available)", 0, 4096},
+                        {"compose", OPT_FLAG, &compose, "also a composition step (augment d256 L8 h4 ff704, "
+                                                        "connections 3:3,7:7) against full fine-tuning", 0, 0},
                         OPT_END};
     const Command cmd = {"calm bench", "[options]",
                          "Print sgemm GFLOP/s at the chosen BLIS kernels and training-step throughput "
@@ -116,11 +164,14 @@ int cmd_bench(int argc, char **argv) {
     printf("model params=%zu batch=%dx%d flops_per_token_full=%.3g\n", m.num_params, B, T,
            model_flops_per_step(&c, B, T, GRAD_FULL) / N);
     const char *names[2] = {"full", "frozen"};
+    double full_ms = 0;
     for (int mode = 0; mode < 2; mode++) {
         StepRate r = bench_steps(&m, B, T, (GradMode)mode, warmup, steps);
         printf("calm mode=%s tokens_per_s=%.1f step_ms=%.1f model_gflops=%.1f of_sgemm_peak=%.2f\n", names[mode],
                r.tokens_per_s, r.step_ms, r.gflops, r.gflops / peak);
+        if (mode == GRAD_FULL) full_ms = r.step_ms;
     }
+    if (compose) bench_compose(&m, B, T, warmup, steps, peak, full_ms);
     model_free(&m);
     return 0;
 }

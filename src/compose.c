@@ -249,6 +249,23 @@ void compose_backward(Composer *c, const int *targets, const float *weights) {
     model_backward(c->B, targets, weights, GRAD_INPUT, c->b_min + 1, backward_hook, c);
 }
 
+double compose_flops_per_step(const Composer *c, int Bsz, int T) {
+    const ModelConfig *ca = &c->A->cfg, *cb = &c->B->cfg;
+    const double N = (double)Bsz * T, dA = c->dA, dB = c->dB;
+    double att_a, att_b;
+    double mm_a = model_block_flops(ca, Bsz, T, &att_a), mm_b = model_block_flops(cb, Bsz, T, &att_b);
+    double head = 2.0 * N * dB * cb->vocab_size;
+    double f = (c->a_max + 1) * (mm_a + att_a);                     /* mA forward, connected part */
+    f += cb->n_layers * (mm_b + att_b) + head;                      /* mB forward */
+    f += (cb->n_layers - c->b_min - 1) * (mm_b + 2.0 * att_b) + head; /* mB input-gradient backward */
+    double proj = 2.0 * N * dA * dB, sq = 2.0 * N * dB * dB;
+    double xatt = 2.0 * 2.0 * Bsz * c->H * ((double)T * (T + 1) / 2.0) * c->HS;
+    /* per connection: forward; weight gradients of all five matrices; input
+     * gradients through o, q, k, v (not into mA); attention backward 2x */
+    f += c->cfg.n_conn * ((proj + 4 * sq + xatt) + (proj + 4 * sq) + 4 * sq + 2.0 * xatt);
+    return f;
+}
+
 /* ------------------------------------------------------------- generation */
 
 typedef struct {

@@ -84,6 +84,9 @@ float compose_forward(Composer *c, const int *tokens, const int *targets, const 
 void compose_backward(Composer *c, const int *targets, const float *weights);
 void compose_zero_grads(Composer *c);
 
+/* Model FLOPs of one training step (compose_forward + compose_backward). */
+double compose_flops_per_step(const Composer *c, int Bsz, int T);
+
 /* Greedy / sampled generation with KV caches for both models and a growing
  * cross-attention cache per connection; equals full recomputation. */
 int compose_generate(Composer *c, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,

@@ -349,14 +349,18 @@ void model_backward(Model *m, const int *targets, const float *weights, GradMode
 
 /* ------------------------------------------------------------------ FLOPs */
 
-double model_flops_per_step(const ModelConfig *c, int B, int T, GradMode mode) {
+double model_block_flops(const ModelConfig *c, int B, int T, double *att) {
     const double N = (double)B * T, C = c->dim, Q = (double)c->n_heads * c->head_dim,
-                 KV = (double)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size;
-    /* matmul FLOPs of one forward (2 per multiply-add) */
-    double layer = 2.0 * N * (C * Q + 2.0 * C * KV + Q * C + 3.0 * C * F);
-    double mm = c->n_layers * layer + 2.0 * N * C * V;
+                 KV = (double)c->n_kv_heads * c->head_dim, F = c->hidden_dim;
     /* attention: QK^T and PV over the causal half (what a model needs) */
-    double att = c->n_layers * 2.0 * 2.0 * B * c->n_heads * ((double)T * (T + 1) / 2.0) * c->head_dim;
+    *att = 2.0 * 2.0 * B * c->n_heads * ((double)T * (T + 1) / 2.0) * c->head_dim;
+    return 2.0 * N * (C * Q + 2.0 * C * KV + Q * C + 3.0 * C * F);
+}
+
+double model_flops_per_step(const ModelConfig *c, int B, int T, GradMode mode) {
+    double att, layer = model_block_flops(c, B, T, &att);
+    double mm = c->n_layers * layer + 2.0 * (double)B * T * c->dim * c->vocab_size;
+    att *= c->n_layers;
     double fwd = mm + att;
     /* backward: input gradients cost one forward's matmuls, weight gradients
      * another (skipped when frozen); attention backward is twice its forward. */

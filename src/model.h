@@ -154,6 +154,8 @@ const ParamInfo *model_param_table(const Model *m, int *n);
 /* FLOPs for one forward+backward over B*T tokens (matmuls + attention),
  * counting a multiply-add as 2. mode INPUT omits the weight-gradient GEMMs. */
 double model_flops_per_step(const ModelConfig *c, int B, int T, GradMode mode);
+/* Forward FLOPs of one block: matmuls (returned) and causal attention (*att). */
+double model_block_flops(const ModelConfig *c, int B, int T, double *att);
 
 /* ---- inference with a KV cache ---- */
 typedef struct {
