@@ -538,7 +538,7 @@ static void test_backward_hook_adds(void **state) {
 
 int main(void) {
     calm_quiet = 1;
-    calm_blas_init(2);
+    calm_blas_init(0); /* threads from CALM_THREADS (ctest sets 1) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_table),       cmocka_unit_test(test_params_untied),
         cmocka_unit_test(test_params_tied),       cmocka_unit_test(test_dresid_input),
