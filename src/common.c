@@ -16,10 +16,12 @@ static _Thread_local char last_error[1024];
 int calm_quiet = 0;
 
 int calm_error(const char *fmt, ...) {
+    char buf[sizeof last_error]; /* an argument may be calm_last_error() itself */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
     return -1;
 }
 

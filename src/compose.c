@@ -46,7 +46,8 @@ int compose_parse_connections(const char *s, ComposeConfig *cfg) {
         cfg->conn[cfg->n_conn].a = (int)a;
         cfg->conn[cfg->n_conn].b = (int)b;
         cfg->n_conn++;
-        p = *end ? end + 1 : end;
+        p = end;
+        if (*p == ',' && !*++p) return calm_error("--connections '%s': trailing comma", s);
     }
     if (cfg->n_conn == 0) return calm_error("--connections: empty list");
     return 0;
@@ -451,6 +452,8 @@ int compose_load_weights(Composer *c, const char *dir) {
     int r = st_open(&f, wpath);
     free(wpath);
     if (r != 0) return -1;
+    if (f.n_tensors != c->n_info)
+        r = calm_error("%s: %d tensors, but %d connections need %d", f.path, f.n_tensors, c->cfg.n_conn, c->n_info);
     for (int k = 0; r == 0 && k < c->n_info; k++)
         r = st_read_f32(&f, c->info[k].name, c->info[k].shape, c->info[k].ndim, c->params + c->info[k].offset);
     st_close(&f);
