@@ -22,6 +22,7 @@
 typedef struct {
     int n_keys, min_operands, max_operands, lo, hi;
     const char *ops;
+    int reverse; /* results written least-significant digit first */
     double compose_frac;
     Rng rng;
     char (*keys)[8];
@@ -151,8 +152,20 @@ static void write_example(FILE *f, const Kv *kv, const Expr *e, int task) {
     if (task == KV_SUBS) fputs("s:", f);
     write_expr(f, kv, e, task == NUM_MATH);
     fputs("=\", \"target\": \"", f);
-    if (task == KV_SUBS) write_expr(f, kv, e, 1);
-    else fprintf(f, "%lld", expr_value(kv, e));
+    if (task == KV_SUBS) {
+        write_expr(f, kv, e, 1);
+    } else {
+        char num[32];
+        long long v = expr_value(kv, e);
+        int len = snprintf(num, sizeof num, "%lld", v), d0 = v < 0;
+        if (kv->reverse) /* keep the sign in front, reverse the digits */
+            for (int i = d0, j = len - 1; i < j; i++, j--) {
+                char t = num[i];
+                num[i] = num[j];
+                num[j] = t;
+            }
+        fputs(num, f);
+    }
     fputs("\"}\n", f);
 }
 
@@ -202,7 +215,7 @@ static int parse_range(const char *s, int *lo, int *hi, const char *what) {
 
 static int cmd_data_kv(int argc, char **argv) {
     const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
-    int n_keys = 500;
+    int n_keys = 500, reverse = 0;
     long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500;
     float frac = 0.2f;
     const Opt opts[] = {{"out", OPT_STR, &out, "directory to write", 1, 0},
@@ -215,6 +228,8 @@ static int cmd_data_kv(int argc, char **argv) {
                         {"anchor-examples", OPT_LONG, &n_b, "NUM-MATH examples for mB", 1, 1e9},
                         {"compose-examples", OPT_LONG, &n_c, "composition examples (composition keys only)", 1, 1e9},
                         {"eval-examples", OPT_LONG, &n_eval, "examples per evaluation set", 1, 1e9},
+                        {"reverse", OPT_FLAG, &reverse, "write results least-significant digit first (-14 -> -41), "
+                                                        "which small transformers learn far faster", 0, 0},
                         {"seed", OPT_LONG, &seed, "seed", 0, 9e18},
                         OPT_END};
     const Command cmd = {"calm data kv", "--out DIR [options]",
@@ -234,6 +249,7 @@ static int cmd_data_kv(int argc, char **argv) {
     kv.n_keys = n_keys;
     kv.ops = ops;
     kv.compose_frac = frac;
+    kv.reverse = reverse;
     if (parse_range(values, &kv.lo, &kv.hi, "values") || parse_range(operands, &kv.min_operands, &kv.max_operands, "operands"))
         cli_fail(NULL);
     if (kv.min_operands < 2 || kv.max_operands > 8) {
