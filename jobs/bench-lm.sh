@@ -15,11 +15,12 @@ threads=${CALM_THREADS:-$(nproc)}
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 
-build/calm bench --steps "$steps" --threads "$threads" "$@" | tee "$tmp"
+build/calm bench --compose --steps "$steps" --threads "$threads" "$@" | tee "$tmp"
 # PyTorch twice: with calm's BLIS kernels and thread count (like for like), and
 # as Debian's torch runs out of the box (BLIS's own kernel choice, one thread).
-/usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" | tee -a "$tmp"
-/usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" --blis-arch installed |
+/usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" --modes full,frozen,compose | tee -a "$tmp"
+/usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" --blis-arch installed \
+  --modes full,frozen,compose |
   sed 's/^torch mode=/torch_installed mode=/' | tee -a "$tmp"
 
 /usr/bin/python3 - "$tmp" <<'PY'
@@ -33,11 +34,14 @@ print()
 print("| mode | calm tokens/s | calm model GFLOP/s | of sgemm peak | PyTorch (same BLIS set-up) tokens/s "
       "| ratio | PyTorch as installed tokens/s | ratio |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-for mode in ("full", "frozen"):
+for mode in ("full", "frozen", "compose"):
     c, t, d = rows.get(("calm", mode)), rows.get(("torch", mode)), rows.get(("torch_installed", mode))
     if not c or not t or not d:
         continue
     ct, tt, dt = (float(x["tokens_per_s"]) for x in (c, t, d))
     print(f"| {mode} | {ct:.0f} | {float(c['model_gflops']):.1f} | {100 * float(c['of_sgemm_peak']):.0f}% | "
           f"{tt:.0f} | {ct / tt:.2f}x | {dt:.0f} | {ct / dt:.2f}x |")
+c = rows.get(("calm", "compose"))
+if c:
+    print(f"\ncomposition step / full fine-tuning step of the anchor (calm): {float(c['compose_over_finetune']):.2f}")
 PY

@@ -131,7 +131,8 @@ def main():
     ap.add_argument("--blis-arch", default="calm", help="calm (same rule as calm_blas_init), auto (BLIS's "
                     "own choice), installed (Debian torch as it runs by default: BLIS default kernels, one "
                     "BLIS thread) or a BLIS kernel set name (skx, haswell, zen3, ...)")
-    ap.add_argument("--modes", default="full,frozen")
+    ap.add_argument("--modes", default="full,frozen", help="full, frozen, compose (augment d256 L8 h4 ff704 "
+                    "composed into the model above with connections 3:3,7:7)")
     a = ap.parse_args()
     a.threads = a.threads or os.cpu_count() or 1
     a.kv_heads = a.kv_heads or a.heads
@@ -161,6 +162,9 @@ def main():
           f"dtype=float32 params={nparams} batch={a.batch}x{a.seq_len}", flush=True)
 
     for mode in a.modes.split(","):
+        if mode == "compose":
+            bench_compose(a, torch, llama_ref, model, cfg, tokens, targets)
+            continue
         full = mode == "full"
         for p in model.parameters():
             p.requires_grad_(full)
@@ -188,6 +192,34 @@ def main():
               f"step_ms_min={min(times) * 1e3:.1f} model_gflops={flops_per_step(a, full) / dt / 1e9:.1f} "
               f"loss={loss.item():.4f}", flush=True)
         del opt
+
+
+def bench_compose(a, torch, llama_ref, anchor, cfg_b, tokens, targets):
+    """The composition step of calm bench --compose, in PyTorch (tests/torch_ref/compose_ref.py)."""
+    import compose_ref
+    cfg_a = llama_ref.LlamaConfig(hidden_size=256, intermediate_size=704, num_hidden_layers=8,
+                                  num_attention_heads=4, num_key_value_heads=4, head_dim=64,
+                                  vocab_size=cfg_b.vocab_size, max_position_embeddings=cfg_b.max_position_embeddings)
+    augment = llama_ref.LlamaForCausalLM(cfg_a).float()
+    augment.init_random(std=0.02)
+    comp = compose_ref.Composition(augment, anchor, [(3, 3), (7, 7)]).float()
+    comp.init_random()
+    comp.float()
+    params = [p for _, p in comp.composition_parameters()]
+    opt = torch.optim.AdamW(params, lr=1e-6, weight_decay=0.0)
+    times = []
+    for s in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = comp(tokens, targets)[1]
+        loss.backward()
+        opt.step()
+        if s >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    dt = sum(times) / len(times)
+    print(f"torch mode=compose tokens_per_s={a.batch * a.seq_len / dt:.1f} step_ms={dt * 1e3:.1f} "
+          f"step_ms_min={min(times) * 1e3:.1f} trainable={sum(p.numel() for p in params)} loss={loss.item():.4f}",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,10 @@ case "$preset" in
     A=(--dim 96 --layers 4 --heads 4); B=(--dim 96 --layers 4 --heads 4)
     steps_a=400 steps_b=600 steps_c=300 batch=32 lr=3e-3 clr=2e-3 ;;
   small)
-    data=(--keys 100 --values 0:99 --operands 3:3 --ops "+-" --augment-examples 40000 --anchor-examples 60000
-          --compose-examples 8000 --eval-examples 400)
-    A=(--dim 192 --layers 8 --heads 6); B=(--dim 192 --layers 8 --heads 6)
-    steps_a=2500 steps_b=4000 steps_c=1500 batch=64 lr=2e-3 clr=1e-3 ;;
+    data=(--keys 50 --values 0:49 --operands 3:3 --ops "+-" --augment-examples 20000 --anchor-examples 100000
+          --compose-examples 3000 --eval-examples 300)
+    A=(--dim 128 --layers 4 --heads 4); B=(--dim 128 --layers 4 --heads 4)
+    steps_a=1500 steps_b=6000 steps_c=1500 batch=64 lr=1e-3 clr=1e-3 ;;
   paper)
     data=(--keys 500 --values 0:999 --operands 3:6 --ops "+-*" --augment-examples 200000 --anchor-examples 400000
           --compose-examples 40000 --eval-examples 1000)

@@ -32,12 +32,17 @@ typedef struct {
     double tokens_per_s, gflops, step_ms;
 } StepRate;
 
-static StepRate bench_steps(Model *m, int B, int T, GradMode mode, int warmup, int steps) {
-    size_t N = (size_t)B * T;
-    int *tok = xmalloc(N * sizeof(int)), *tgt = xmalloc(N * sizeof(int));
+/* Random bytes as inputs and targets (every token weighted 1). */
+static void random_batch(int *tok, int *tgt, size_t N) {
     Rng r;
     rng_seed(&r, 7, 0);
     for (size_t i = 0; i < N; i++) tok[i] = (int)(rng_u64(&r) % 256), tgt[i] = (int)(rng_u64(&r) % 256);
+}
+
+static StepRate bench_steps(Model *m, int B, int T, GradMode mode, int warmup, int steps) {
+    size_t N = (size_t)B * T;
+    int *tok = xmalloc(N * sizeof(int)), *tgt = xmalloc(N * sizeof(int));
+    random_batch(tok, tgt, N);
     OptimConfig o;
     optim_config_default(&o);
     float *am = NULL, *av = NULL;
@@ -67,12 +72,8 @@ static StepRate bench_steps(Model *m, int B, int T, GradMode mode, int warmup, i
 /* The composition benchmark of docs/performance.md: anchor = the model above,
  * augment = d256 L8 h4 ff704, connections 3:3,7:7. */
 static void bench_compose(Model *mb, int B, int T, int warmup, int steps, double peak, double full_step_ms) {
-    ModelConfig ca = mb->cfg;
-    ca.dim = 256;
-    ca.n_layers = 8;
-    ca.n_heads = ca.n_kv_heads = 4;
-    ca.head_dim = 64;
-    ca.hidden_dim = 704;
+    ModelConfig ca;
+    model_config_sized(&ca, 256, 8, 4, 4, 704, mb->cfg.vocab_size, mb->cfg.max_seq_len);
     Model ma;
     if (model_init(&ma, &ca) != 0) cli_fail("bench");
     model_init_random(&ma, 2);
@@ -83,9 +84,7 @@ static void bench_compose(Model *mb, int B, int T, int warmup, int steps, double
     compose_init_random(&c, 3);
     size_t N = (size_t)B * T;
     int *tok = xmalloc(N * sizeof(int)), *tgt = xmalloc(N * sizeof(int));
-    Rng r;
-    rng_seed(&r, 7, 0);
-    for (size_t i = 0; i < N; i++) tok[i] = (int)(rng_u64(&r) % 256), tgt[i] = (int)(rng_u64(&r) % 256);
+    random_batch(tok, tgt, N);
     OptimConfig o;
     optim_config_default(&o);
     float *am = xalloc_floats(c.num_params), *av = xalloc_floats(c.num_params);
@@ -149,15 +148,7 @@ int cmd_bench(int argc, char **argv) {
     printf("sgemm 2048x2048x2048 gflops=%.1f\n", g3);
 
     ModelConfig c;
-    model_config_default(&c);
-    c.dim = dim;
-    c.n_layers = layers;
-    c.n_heads = heads;
-    c.n_kv_heads = kv_heads ? kv_heads : heads;
-    c.head_dim = dim / heads;
-    c.hidden_dim = ffn;
-    c.vocab_size = vocab;
-    c.max_seq_len = T > 1024 ? T : 1024;
+    model_config_sized(&c, dim, layers, heads, kv_heads, ffn, vocab, T > 1024 ? T : 1024);
     Model m;
     if (model_init(&m, &c) != 0) cli_fail("bench");
     model_init_random(&m, 1);

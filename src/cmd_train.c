@@ -219,15 +219,8 @@ int cmd_train(int argc, char **argv) {
         calm_log("loaded %s (%zu parameters)", from, m.num_params);
     } else {
         ModelConfig c;
-        model_config_default(&c);
-        c.dim = dim;
-        c.n_layers = layers;
-        c.n_heads = heads;
-        c.n_kv_heads = kv_heads ? kv_heads : heads;
-        c.head_dim = dim / heads;
-        c.hidden_dim = ffn ? ffn : ((8 * dim / 3 + 31) / 32) * 32;
-        c.vocab_size = vocab;
-        c.max_seq_len = max_seq;
+        model_config_sized(&c, dim, layers, heads, kv_heads, ffn ? ffn : ((8 * dim / 3 + 31) / 32) * 32, vocab,
+                           max_seq);
         c.tie_embeddings = tie;
         if (model_init(&m, &c) != 0) cli_fail("train");
         model_init_random(&m, (uint64_t)r.seed);

@@ -250,3 +250,16 @@ int model_config_save(const ModelConfig *c, const char *path) {
     cJSON_free(text);
     return r;
 }
+
+void model_config_sized(ModelConfig *c, int dim, int n_layers, int n_heads, int n_kv_heads, int hidden_dim,
+                        int vocab_size, int max_seq_len) {
+    model_config_default(c);
+    c->dim = dim;
+    c->n_layers = n_layers;
+    c->n_heads = n_heads;
+    c->n_kv_heads = n_kv_heads > 0 ? n_kv_heads : n_heads;
+    c->head_dim = n_heads > 0 ? dim / n_heads : 0;
+    c->hidden_dim = hidden_dim;
+    c->vocab_size = vocab_size;
+    c->max_seq_len = max_seq_len;
+}

@@ -33,6 +33,10 @@ typedef struct {
 
 /* Defaults for a byte-level model; callers fill the sizes they care about. */
 void model_config_default(ModelConfig *c);
+/* Defaults plus the sizes of a new model: n_kv_heads 0 means = n_heads,
+ * head_dim = dim / n_heads. */
+void model_config_sized(ModelConfig *c, int dim, int n_layers, int n_heads, int n_kv_heads, int hidden_dim,
+                        int vocab_size, int max_seq_len);
 /* Check invariants (positive sizes, NH % NKV == 0, vocab >= 259, ...). */
 int model_config_validate(const ModelConfig *c, const char *origin);
 /* Read / write config.json with LlamaConfig keys ("model_type": "llama"). */

@@ -15,23 +15,6 @@
 #include "testutil.h"
 #include "tokenizer.h"
 
-#define assert_error_contains(phrase)                                                                          \
-    do {                                                                                                       \
-        const char *e_ = calm_last_error();                                                                    \
-        if (!strstr(e_, (phrase))) fail_msg("error \"%s\" does not contain \"%s\"", e_, (phrase));             \
-    } while (0)
-
-static int setup_dir(void **state) {
-    *state = tu_mkdtemp("ckpt");
-    return 0;
-}
-
-static int teardown_dir(void **state) {
-    tu_rmtree(*state);
-    free(*state);
-    return 0;
-}
-
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -446,14 +429,14 @@ int main(void) {
     calm_quiet = 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults),
-        cmocka_unit_test_setup_teardown(test_config_round_trip, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_config_hf_defaults, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_config_errors, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_model_dir_round_trip, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_model_dir_mismatch, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_model_dir_tying, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_trainer_state, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_sha256, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_config_round_trip, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_config_hf_defaults, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_config_errors, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_model_dir_round_trip, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_model_dir_mismatch, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_model_dir_tying, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_trainer_state, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_sha256, tu_setup_tmpdir, tu_teardown_tmpdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,23 +15,6 @@
 #include "safetensors.h"
 #include "testutil.h"
 
-#define assert_error_contains(phrase)                                                                          \
-    do {                                                                                                       \
-        const char *e_ = calm_last_error();                                                                    \
-        if (!strstr(e_, (phrase))) fail_msg("error \"%s\" does not contain \"%s\"", e_, (phrase));             \
-    } while (0)
-
-static int setup_dir(void **state) {
-    *state = tu_mkdtemp("st");
-    return 0;
-}
-
-static int teardown_dir(void **state) {
-    tu_rmtree(*state);
-    free(*state);
-    return 0;
-}
-
 /* Write [u64 hlen][header][data] to dir/name; returns the malloc'd path.
  * hlen is normally strlen(header); tests pass other values to lie. */
 static char *write_raw_len(const char *dir, const char *name, const char *header, uint64_t hlen, const void *data,
@@ -399,16 +382,16 @@ static void test_write_failures(void **state) {
 int main(void) {
     calm_quiet = 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_f16, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_bf16_f64, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_empty_file, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_truncated_in_data, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_header_past_end, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_bad_json, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_bad_entries, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_read_errors, setup_dir, teardown_dir),
-        cmocka_unit_test_setup_teardown(test_write_failures, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_round_trip, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_f16, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_bf16_f64, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_empty_file, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_truncated_in_data, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_header_past_end, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_bad_json, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_bad_entries, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_read_errors, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_write_failures, tu_setup_tmpdir, tu_teardown_tmpdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,17 @@ void tu_rmtree(const char *path) {
     tu_system("rm -rf '%s'", path);
 }
 
+int tu_setup_tmpdir(void **state) {
+    *state = tu_mkdtemp("test");
+    return 0;
+}
+
+int tu_teardown_tmpdir(void **state) {
+    tu_rmtree(*state);
+    free(*state);
+    return 0;
+}
+
 void tu_randn(float *x, size_t n, uint64_t seed, float scale) {
     Rng r;
     rng_seed(&r, seed, 0);

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <string.h>
+
+#include "common.h"
 
 /* A fresh empty directory under $TMPDIR (or /tmp), removed by tu_rmtree. */
 char *tu_mkdtemp(const char *tag);
@@ -15,6 +18,17 @@ void tu_rmtree(const char *path);
 void tu_randn(float *x, size_t n, uint64_t seed, float scale);
 /* Max over i of |a-b| / (atol + rtol*|b|); <= 1 means "close". */
 double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol);
+/* cmocka setup/teardown: *state = a fresh temporary directory (a char *). */
+int tu_setup_tmpdir(void **state);
+int tu_teardown_tmpdir(void **state);
+
+/* Fail unless calm_last_error() contains phrase. */
+#define assert_error_contains(phrase)                                                                          \
+    do {                                                                                                       \
+        const char *e_ = calm_last_error();                                                                    \
+        if (!strstr(e_, (phrase))) fail_msg("error \"%s\" does not contain \"%s\"", e_, (phrase));             \
+    } while (0)
+
 /* Run a shell command; returns its exit status (-1 if it did not exit). */
 int tu_system(const char *fmt, ...);
 
