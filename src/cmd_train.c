@@ -299,7 +299,8 @@ int cmd_compose(int argc, char **argv) {
     char cfg_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/%s", dir, CALM_COMPOSE_CONFIG);
     if (r.resume && access(cfg_path, F_OK) == 0) {
-        if (compose_load_weights(&c, dir) != 0) cli_fail("compose: resume");
+        if (compose_verify_models(dir, anchor, augment) != 0 || compose_load_weights(&c, dir) != 0)
+            cli_fail("compose: resume");
     } else {
         compose_init_random(&c, (uint64_t)r.seed);
     }

@@ -432,18 +432,45 @@ static const char *json_str(const cJSON *o, const char *key) {
     return cJSON_IsString(x) ? x->valuestring : NULL;
 }
 
-static int load_checked_model(Model *m, const cJSON *root, const char *role, const char *cpath) {
+/* The model recorded for role ("anchor" / "augment") must hash as recorded;
+ * path overrides the recorded path (NULL: use it). *used gets the path. */
+static int check_model(const cJSON *root, const char *role, const char *cpath, const char *path, const char **used) {
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, role);
-    const char *path = json_str(o, "path"), *sha = json_str(o, "sha256");
-    if (!path || !sha) return calm_error("%s: \"%s\" needs \"path\" and \"sha256\" strings", cpath, role);
+    const char *rec = json_str(o, "path"), *sha = json_str(o, "sha256");
+    if (!rec || !sha) return calm_error("%s: \"%s\" needs \"path\" and \"sha256\" strings", cpath, role);
+    if (!path) path = rec;
     char hex[65];
     if (compose_model_hash(path, hex) != 0) return calm_error("%s: %s model: %s", cpath, role, calm_last_error());
     if (strcmp(hex, sha) != 0)
-        return calm_error("%s: the %s model at %s has changed since the composition was trained "
-                          "(sha256 %s, expected %s)",
+        return calm_error("%s: the %s model at %s is not the one this composition was trained with "
+                          "(sha256 %s, expected %s): it has changed since",
                           cpath, role, path, hex, sha);
-    if (model_load_dir(m, path) != 0) return -1;
+    *used = path;
     return 0;
+}
+
+static int load_checked_model(Model *m, const cJSON *root, const char *role, const char *cpath) {
+    const char *path;
+    if (check_model(root, role, cpath, NULL, &path) != 0) return -1;
+    return model_load_dir(m, path);
+}
+
+int compose_verify_models(const char *dir, const char *anchor_dir, const char *augment_dir) {
+    char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG), *text;
+    size_t len;
+    const char *used;
+    int r = calm_read_file(cpath, &text, &len);
+    if (r == 0) {
+        cJSON *root = cJSON_Parse(text);
+        free(text);
+        if (!root) r = calm_error("%s: not valid JSON", cpath);
+        else if (check_model(root, "anchor", cpath, anchor_dir, &used) != 0 ||
+                 check_model(root, "augment", cpath, augment_dir, &used) != 0)
+            r = -1;
+        cJSON_Delete(root);
+    }
+    free(cpath);
+    return r;
 }
 
 int compose_load_weights(Composer *c, const char *dir) {

@@ -100,6 +100,9 @@ int compose_save_dir(const Composer *c, const char *dir, const char *anchor_dir,
  * (after checking their sha256), builds the composer and loads its weights.
  * A and B are owned by the caller afterwards (model_free). */
 int compose_load_dir(Composer *c, const char *dir, Model *A, Model *B);
+/* Check that dir's calm_config.json records these two model directories
+ * weights (sha256), e.g. before resuming training into dir. */
+int compose_verify_models(const char *dir, const char *anchor_dir, const char *augment_dir);
 /* Read dir/calm.safetensors into an initialised composer (names and shapes
  * must match its connections). */
 int compose_load_weights(Composer *c, const char *dir);
