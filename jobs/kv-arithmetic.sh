@@ -17,7 +17,7 @@
 #   paper  larger models and data, closer to the paper's scale (hours)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-preset=tiny out="" threads=${CALM_THREADS:-0}
+preset=tiny out="" threads=${CALM_THREADS:-0} conn=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
@@ -89,7 +89,8 @@ log "random mA (ablation)"
 compose() { # compose NAME AUGMENT STORE
   log "CALM $1 ($steps_c steps)"
   "$calm" compose --anchor "$out/mB" --augment "$2" --out "$out/$1" --data "$out/stores/$3" --steps "$steps_c" \
-    --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 --log "$out/$1.jsonl" "${common[@]}"
+    --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 --log "$out/$1.jsonl" ${conn:+--connections "$conn"} \
+    "${common[@]}"
 }
 compose calm "$out/mA" compose_kv_math
 compose calm_dc_kv_subs "$out/mA" compose_kv_subs
