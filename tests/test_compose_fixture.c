@@ -53,12 +53,6 @@ static const double REF_GRAD_MIN = 1e-3;
 
 static int failures;
 
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    return m;
-}
-
 static float *read_ref(const StFile *fx, const char *name, const int64_t *shape, int ndim) {
     size_t n = 1;
     for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
@@ -70,18 +64,7 @@ static float *read_ref(const StFile *fx, const char *name, const int64_t *shape,
 /* One line per tensor (ratio <= 1 passes); failures are counted so one run
  * shows every bad tensor. */
 static void compare(const char *name, const float *got, const float *ref, size_t n) {
-    double mx = max_abs(ref, n);
-    double r = tu_close_ratio(got, ref, n, ATOL_K * mx, RTOL);
-    size_t worst = 0;
-    double werr = -1;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - ref[i]);
-        if (!(e <= werr)) werr = e, worst = i;
-    }
-    int ok = r <= 1.0;
-    print_message("%-5s %-40s ratio %-9.3g max|ref| %-9.3g max|err| %-9.3g at [%zu] got %.7g ref %.7g\n",
-                  ok ? "ok" : "FAIL", name, r, mx, werr, worst, got[worst], ref[worst]);
-    failures += !ok;
+    failures += !(tu_report_close("calm", name, got, ref, n, ATOL_K, RTOL) <= 1.0);
 }
 
 static void test_compose_fixture(void **state) {
@@ -131,7 +114,7 @@ static void test_compose_fixture(void **state) {
     float loss = compose_forward(&c, tokens, targets, weights, Bsz, T);
     float *ref_logits = read_ref(&fx, "logits", btv, 3), *ref_loss = read_ref(&fx, "loss", one, 1);
     float *ref_anchor = read_ref(&fx, "logits_anchor", btv, 3);
-    assert_true(max_abs(ref_logits, NV) > 1.0);
+    assert_true(tu_max_abs(ref_logits, NV) > 1.0);
     compare("logits", Bm.acts.logits, ref_logits, NV);
     double loss_rel = fabs((double)loss - ref_loss[0]) / fabs(ref_loss[0]);
     print_message("%-5s %-40s rel err %.3g (got %.8g ref %.8g, tol %.0e)\n", loss_rel <= LOSS_RTOL ? "ok" : "FAIL",
@@ -147,8 +130,8 @@ static void test_compose_fixture(void **state) {
         char name[128];
         snprintf(name, sizeof name, "grad.%s", p->name);
         float *ref = read_ref(&fx, name, p->shape, p->ndim);
-        if (!(max_abs(ref, p->numel) >= REF_GRAD_MIN))
-            fail_msg("reference %s is ~zero (max %g): fixture broken", name, max_abs(ref, p->numel));
+        if (!(tu_max_abs(ref, p->numel) >= REF_GRAD_MIN))
+            fail_msg("reference %s is ~zero (max %g): fixture broken", name, tu_max_abs(ref, p->numel));
         compare(name, c.grads + p->offset, ref, p->numel);
         free(ref);
     }
@@ -158,12 +141,12 @@ static void test_compose_fixture(void **state) {
 
     /* 3. sensitivity: mB alone is far outside the tolerance of the composed
      * logits, and so is a small change to one composition weight. */
-    double ra = tu_close_ratio(ref_anchor, ref_logits, NV, ATOL_K * max_abs(ref_logits, NV), RTOL);
+    double ra = tu_close_ratio(ref_anchor, ref_logits, NV, ATOL_K * tu_max_abs(ref_logits, NV), RTOL);
     print_message("%-5s %-40s ratio %.3g (must be > 1)\n", ra > 1 ? "ok" : "FAIL", "mB's own logits vs composed", ra);
     failures += !(ra > 1);
     c.p[0].wo[7] += 0.02f;
     compose_forward(&c, tokens, targets, weights, Bsz, T);
-    double r = tu_close_ratio(Bm.acts.logits, ref_logits, NV, ATOL_K * max_abs(ref_logits, NV), RTOL);
+    double r = tu_close_ratio(Bm.acts.logits, ref_logits, NV, ATOL_K * tu_max_abs(ref_logits, NV), RTOL);
     print_message("%-5s %-40s ratio %.3g (must be > 1)\n", r > 1 ? "ok" : "FAIL",
                   "logits with connections.0.o_proj[0,7] += .02", r);
     failures += !(r > 1);

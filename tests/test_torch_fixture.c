@@ -67,12 +67,6 @@ typedef struct {
     int failures;
 } Case;
 
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
-    return m;
-}
-
 static float *read_ref(Case *c, const char *name, const int64_t *shape, int ndim) {
     size_t n = 1;
     for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
@@ -84,21 +78,8 @@ static float *read_ref(Case *c, const char *name, const int64_t *shape, int ndim
 /* Compare got with ref under the fixture tolerance; print one line per tensor
  * (ratio <= 1 passes) and count failures, so one run shows every bad tensor. */
 static double compare(Case *c, const char *name, const float *got, const float *ref, size_t n) {
-    double mx = max_abs(ref, n);
-    double r = tu_close_ratio(got, ref, n, ATOL_K * mx, RTOL);
-    size_t worst = 0;
-    double werr = -1;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)got[i] - ref[i]);
-        if (!(e <= werr)) {
-            werr = e;
-            worst = i;
-        }
-    }
-    int ok = r <= 1.0;
-    print_message("%-5s %-6s %-46s ratio %-9.3g max|ref| %-9.3g max|err| %-9.3g at [%zu] got %.7g ref %.7g\n",
-                  ok ? "ok" : "FAIL", c->variant, name, r, mx, werr, worst, got[worst], ref[worst]);
-    if (!ok) c->failures++;
+    double r = tu_report_close(c->variant, name, got, ref, n, ATOL_K, RTOL);
+    if (!(r <= 1.0)) c->failures++;
     return r;
 }
 
@@ -170,7 +151,7 @@ static void check_variant(const char *variant) {
     float loss = model_forward(m, c->tokens, c->targets, c->weights, c->B, c->T, NULL, NULL);
     int64_t btv[3] = {c->B, c->T, c->V}, one[1] = {1};
     float *ref_logits = read_ref(c, "logits", btv, 3), *ref_loss = read_ref(c, "loss", one, 1);
-    assert_true(max_abs(ref_logits, NV) > 1.0);
+    assert_true(tu_max_abs(ref_logits, NV) > 1.0);
     compare(c, "logits", m->acts.logits, ref_logits, NV);
     double loss_rel = fabs((double)loss - ref_loss[0]) / fabs(ref_loss[0]);
     print_message("%-5s %-6s %-46s rel err %.3g (got %.8g ref %.8g, tol %.0e)\n", loss_rel <= LOSS_RTOL ? "ok" : "FAIL",
@@ -189,8 +170,8 @@ static void check_variant(const char *variant) {
         char name[128];
         snprintf(name, sizeof name, "grad.%s", pt[k].name);
         float *ref = read_ref(c, name, pt[k].shape, pt[k].ndim);
-        if (!(max_abs(ref, pt[k].numel) >= REF_GRAD_MIN))
-            fail_msg("%s: reference %s is ~zero (max %g): fixture broken", variant, name, max_abs(ref, pt[k].numel));
+        if (!(tu_max_abs(ref, pt[k].numel) >= REF_GRAD_MIN))
+            fail_msg("%s: reference %s is ~zero (max %g): fixture broken", variant, name, tu_max_abs(ref, pt[k].numel));
         compare(c, name, m->grads_memory + pt[k].offset, ref, pt[k].numel);
         free(ref);
     }
@@ -201,7 +182,7 @@ static void check_variant(const char *variant) {
     assert_int_equal(n_ref_grads, np + 1);
     int64_t btc[3] = {c->B, c->T, C};
     float *ref_dresid = read_ref(c, "grad.resid0", btc, 3);
-    assert_true(max_abs(ref_dresid, NC) >= REF_GRAD_MIN);
+    assert_true(tu_max_abs(ref_dresid, NC) >= REF_GRAD_MIN);
     compare(c, "grad.resid0 (acts.dresid, GRAD_FULL)", m->acts.dresid, ref_dresid, NC);
     float *dresid_full = xalloc_floats(NC);
     memcpy(dresid_full, m->acts.dresid, NC * sizeof(float));
@@ -234,7 +215,7 @@ static void check_variant(const char *variant) {
     float *w = m->params.layers[0].wk + 7;
     *w += 0.02f;
     model_forward(m, c->tokens, c->targets, c->weights, c->B, c->T, NULL, NULL);
-    double r = tu_close_ratio(m->acts.logits, ref_logits, NV, ATOL_K * max_abs(ref_logits, NV), RTOL);
+    double r = tu_close_ratio(m->acts.logits, ref_logits, NV, ATOL_K * tu_max_abs(ref_logits, NV), RTOL);
     print_message("%-5s %-6s %-46s ratio %.3g (must be > 1)\n", r > 1 ? "ok" : "FAIL", variant,
                   "logits with layers.0.k_proj[0,7] += 0.02", r);
     if (!(r > 1)) c->failures++;

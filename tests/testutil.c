@@ -52,6 +52,30 @@ double tu_close_ratio(const float *a, const float *b, size_t n, double atol, dou
     return worst;
 }
 
+double tu_max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    return m;
+}
+
+double tu_report_close(const char *tag, const char *name, const float *got, const float *ref, size_t n,
+                       double atol_frac, double rtol) {
+    double mx = tu_max_abs(ref, n);
+    double r = tu_close_ratio(got, ref, n, atol_frac * mx, rtol);
+    size_t worst = 0;
+    double werr = -1;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - ref[i]);
+        if (!(e <= werr)) {
+            werr = e;
+            worst = i;
+        }
+    }
+    print_message("%-5s %-6s %-46s ratio %-9.3g max|ref| %-9.3g max|err| %-9.3g at [%zu] got %.7g ref %.7g\n",
+                  r <= 1.0 ? "ok" : "FAIL", tag, name, r, mx, werr, worst, got[worst], ref[worst]);
+    return r;
+}
+
 int tu_system(const char *fmt, ...) {
     char cmd[4096];
     va_list ap;

@@ -18,6 +18,14 @@ void tu_rmtree(const char *path);
 void tu_randn(float *x, size_t n, uint64_t seed, float scale);
 /* Max over i of |a-b| / (atol + rtol*|b|); <= 1 means "close". */
 double tu_close_ratio(const float *a, const float *b, size_t n, double atol, double rtol);
+/* max |x[i]|. */
+double tu_max_abs(const float *x, size_t n);
+/* Compare got with ref elementwise, |got - ref| <= atol_frac * max|ref| + rtol * |ref|,
+ * print one line "ok|FAIL <tag> <name> ratio ... worst element" and return the
+ * ratio (<= 1 passes). Fixture tests use it so one run shows every bad tensor. */
+double tu_report_close(const char *tag, const char *name, const float *got, const float *ref, size_t n,
+                       double atol_frac, double rtol);
+
 /* cmocka setup/teardown: *state = a fresh temporary directory (a char *). */
 int tu_setup_tmpdir(void **state);
 int tu_teardown_tmpdir(void **state);
