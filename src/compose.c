@@ -165,8 +165,8 @@ static void ensure_acts(Composer *c, int Bsz, int T) {
     if (c->mem && c->cap_B == Bsz && c->cap_T == T) return;
     free(c->mem);
     const size_t N = (size_t)Bsz * T, dB = c->dB, PT = (size_t)Bsz * c->H * T * T;
-    const size_t per = 7 * N * dB + PT;
-    const size_t scratch = 6 * N * dB + PT;
+    const size_t per = 6 * N * dB + PT;     /* hB, P, q, k, v, att, probs */
+    const size_t scratch = 5 * N * dB + PT; /* backward: datt, dq, dk, dv, dP, dprobs */
     c->mem = xalloc_floats(per * c->cfg.n_conn + scratch);
     float *p = c->mem;
     for (int i = 0; i < c->cfg.n_conn; i++) {
@@ -177,7 +177,6 @@ static void ensure_acts(Composer *c, int Bsz, int T) {
         a->k = p, p += N * dB;
         a->v = p, p += N * dB;
         a->att = p, p += N * dB;
-        p += N * dB; /* spare row block keeps each connection's layout uniform */
         a->probs = p, p += PT;
     }
     c->scratch = p;
@@ -228,7 +227,7 @@ static void backward_hook(void *ctx, int layer, float *dresid, int Bsz, int T) {
     Composer *c = ctx;
     const int N = Bsz * T, dA = c->dA, dB = c->dB;
     const size_t ND = (size_t)N * dB;
-    float *datt = c->scratch, *dq = datt + ND, *dk = dq + ND, *dv = dk + ND, *dP = dv + ND, *dprobs = dP + ND + ND;
+    float *datt = c->scratch, *dq = datt + ND, *dk = dq + ND, *dv = dk + ND, *dP = dv + ND, *dprobs = dP + ND;
     for (int i = c->cfg.n_conn - 1; i >= 0; i--) {
         if (c->cfg.conn[i].b != layer) continue;
         const ConnParams *w = &c->p[i];
