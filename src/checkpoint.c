@@ -48,7 +48,9 @@ static int read_params(Model *m, const StFile *f) {
     return 0;
 }
 
-int model_load_dir(Model *m, const char *dir) {
+int model_load_dir(Model *m, const char *dir) { return model_load_dir_part(m, dir, 0, -1, 1); }
+
+int model_load_dir_part(Model *m, const char *dir, int l0, int l1, int head) {
     char *cpath = calm_path_join(dir, CALM_CONFIG_FILE);
     char *wpath = calm_path_join(dir, CALM_WEIGHTS_FILE);
     char *index = calm_path_join(dir, CALM_WEIGHTS_FILE ".index.json");
@@ -60,7 +62,8 @@ int model_load_dir(Model *m, const char *dir) {
     int inited = 0;
     if (r == 0) {
         memset(m, 0, sizeof *m);
-        r = model_init(m, &cfg);
+        r = model_init_part(m, &cfg, l0, l1 < 0 ? cfg.n_layers : l1, head);
+        if (r != 0) calm_error("%s: %s", dir, calm_last_error());
         inited = r == 0;
     }
     if (r == 0) {

@@ -30,6 +30,9 @@ int model_save_dir(const Model *m, const char *dir);
  * have are ignored. On failure m is freed and -1 returned, the error naming
  * the file and tensor. */
 int model_load_dir(Model *m, const char *dir);
+/* The same for a part (model_init_part; l1 = -1: to the last block): reads
+ * only that part's tensors. */
+int model_load_dir_part(Model *m, const char *dir, int l0, int l1, int head);
 
 /* AdamW moments as tensors "adam.m" and "adam.v" of shape [n], plus string
  * metadata (step, seed, data position, ...). */

@@ -6,7 +6,11 @@
  *   KV-MATH   "abc+de-fgh="  ->  "-14"       (keys -> result)
  *   NUM-MATH  "12+7-33="     ->  "-14"       (numbers -> result)
  * KV-SUBS carries a leading "s:" so a model can tell it from KV-MATH, which
- * shares its prompts. The composition set uses a random 20% of the keys; the
+ * shares its prompts. Optionally mA also learns KV-LOOKUP: an expression cut
+ * after a key and the operator (or "=") that follows it, answered by that
+ * key's value ("abc+de-" -> "7"), so that mA computes each value at the
+ * position after its key in KV-MATH prompts, where the composition reads it.
+ * The composition set uses a random 20% of the keys; the
  * KV evaluation sets use only expressions whose keys all lie outside it, so a
  * composed model can only answer them through mA's memory of the table.
  * Evaluation expressions never occur in any training file. */
@@ -145,7 +149,17 @@ static void write_expr(FILE *f, const Kv *kv, const Expr *e, int values) {
     }
 }
 
-enum { KV_SUBS, KV_MATH, NUM_MATH };
+enum { KV_SUBS, KV_MATH, NUM_MATH, KV_LOOKUP };
+
+/* KV-LOOKUP: the first `upto` operands of e, the character that follows the
+ * last of them (its operator, or "=" at the end), and that operand's value. */
+static void write_lookup(FILE *f, const Kv *kv, const Expr *e, int upto) {
+    Expr head = *e;
+    head.n = upto;
+    fputs("{\"prompt\": \"", f);
+    write_expr(f, kv, &head, 0);
+    fprintf(f, "%c\", \"target\": \"%d\"}\n", upto < e->n ? e->op[upto - 1] : '=', kv->values[e->key[upto - 1]]);
+}
 
 static void write_example(FILE *f, const Kv *kv, const Expr *e, int task) {
     fputs("{\"prompt\": \"", f);
@@ -184,6 +198,11 @@ static int write_set(Kv *kv, const char *dir, const char *name, long n, int pool
     while (made < n) {
         Expr e;
         random_expr(kv, &e, pool);
+        if (task == KV_LOOKUP) { /* few distinct short prefixes exist: repeats allowed */
+            write_lookup(f, kv, &e, 1 + (int)rng_below(&kv->rng, (uint64_t)e.n));
+            made++;
+            continue;
+        }
         if (++tries > 50 * n + 1000) break;
         if (!seen_insert(kv, expr_hash(&e) ^ (uint64_t)task * 0x9e3779b97f4a7c15ULL)) continue;
         write_example(f, kv, &e, task);
@@ -216,7 +235,7 @@ static int parse_range(const char *s, int *lo, int *hi, const char *what) {
 static int cmd_data_kv(int argc, char **argv) {
     const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
     int n_keys = 500, reverse = 0;
-    long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500;
+    long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500, n_lookup = 0, n_cnum = 0;
     float frac = 0.2f;
     const Opt opts[] = {{"out", OPT_STR, &out, "directory to write", 1, 0},
                         {"keys", OPT_INT, &n_keys, "keys in the table", 1, 1 << 20},
@@ -228,6 +247,9 @@ static int cmd_data_kv(int argc, char **argv) {
                         {"anchor-examples", OPT_LONG, &n_b, "NUM-MATH examples for mB", 1, 1e9},
                         {"compose-examples", OPT_LONG, &n_c, "composition examples (composition keys only)", 1, 1e9},
                         {"eval-examples", OPT_LONG, &n_eval, "examples per evaluation set", 1, 1e9},
+                        {"lookup-examples", OPT_LONG, &n_lookup, "KV-LOOKUP examples for mA (all keys; 0: none)", 0, 1e9},
+                        {"compose-num-math", OPT_LONG, &n_cnum, "NUM-MATH examples for the composition set "
+                                                                 "(0: none)", 0, 1e9},
                         {"reverse", OPT_FLAG, &reverse, "write results least-significant digit first (-14 -> -41), "
                                                         "which small transformers learn far faster", 0, 0},
                         {"seed", OPT_LONG, &seed, "seed", 0, 9e18},
@@ -236,7 +258,9 @@ static int cmd_data_kv(int argc, char **argv) {
                          "Key-value arithmetic data (CALM section 4.1). Writes table.tsv and JSON Lines "
                          "{prompt, target} files: augment_kv_subs.jsonl (mA), anchor_num_math.jsonl (mB), "
                          "compose_kv_math.jsonl and compose_kv_subs.jsonl (composition, 20% of the keys), and "
-                         "eval_{kv_subs,kv_math,num_math}.jsonl (held out; KV sets use only keys outside the 20%).",
+                         "eval_{kv_subs,kv_math,num_math}.jsonl (held out; KV sets use only keys outside the 20%); "
+                         "with --lookup-examples augment_kv_lookup.jsonl (mA), with --compose-num-math "
+                         "compose_num_math.jsonl (composition).",
                          opts, 0, 0};
     char **pos;
     int npos;
@@ -275,6 +299,10 @@ static int cmd_data_kv(int argc, char **argv) {
         write_set(&kv, out, "anchor_num_math.jsonl", n_b, 0, NUM_MATH) ||
         write_set(&kv, out, "compose_kv_math.jsonl", n_c, 1, KV_MATH) ||
         write_set(&kv, out, "compose_kv_subs.jsonl", n_c, 1, KV_SUBS))
+        cli_fail("data kv");
+    /* Optional sets last, so that the sets above do not depend on them. */
+    if ((n_lookup && write_set(&kv, out, "augment_kv_lookup.jsonl", n_lookup, 0, KV_LOOKUP)) ||
+        (n_cnum && write_set(&kv, out, "compose_num_math.jsonl", n_cnum, 0, NUM_MATH)))
         cli_fail("data kv");
     char *tpath = calm_path_join(out, "table.tsv");
     FILE *f = fopen(tpath, "w");

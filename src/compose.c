@@ -56,8 +56,14 @@ int compose_parse_connections(const char *s, ComposeConfig *cfg) {
 /* ------------------------------------------------------------ parameters */
 
 int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg) {
+    if (compose_init_configs(c, &A->cfg, &B->cfg, cfg) != 0) return -1;
+    c->A = A;
+    c->B = B;
+    return 0;
+}
+
+int compose_init_configs(Composer *c, const ModelConfig *ca, const ModelConfig *cb, const ComposeConfig *cfg) {
     memset(c, 0, sizeof *c);
-    const ModelConfig *ca = &A->cfg, *cb = &B->cfg;
     if (ca->vocab_size != cb->vocab_size)
         return calm_error("models have different vocabularies: augment %d, anchor %d (both must use calm's byte "
                           "tokenizer with the same padded vocabulary)",
@@ -84,8 +90,6 @@ int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg) {
     if (cb->dim % H) return calm_error("cross-attention heads %d do not divide the anchor width %d", H, cb->dim);
     c->cfg = *cfg;
     c->cfg.n_heads = H;
-    c->A = A;
-    c->B = B;
     c->dA = ca->dim;
     c->dB = cb->dim;
     c->H = H;
@@ -161,27 +165,82 @@ void compose_free(Composer *c) {
 
 void compose_zero_grads(Composer *c) { memset(c->grads, 0, c->num_params * sizeof(float)); }
 
+size_t compose_conn_acts_floats(const Composer *c, int Bsz, int T) {
+    const size_t N = (size_t)Bsz * T;
+    return 5 * N * c->dB + (size_t)Bsz * c->H * T * T; /* hB, q, k, v, att, probs */
+}
+
+void compose_conn_acts_bind(const Composer *c, ConnActs *a, float *mem, int Bsz, int T) {
+    const size_t ND = (size_t)Bsz * T * c->dB;
+    a->hB = mem, mem += ND;
+    a->q = mem, mem += ND;
+    a->k = mem, mem += ND;
+    a->v = mem, mem += ND;
+    a->att = mem, mem += ND;
+    a->probs = mem;
+}
+
+size_t compose_scratch_floats(const Composer *c, int Bsz, int T) {
+    const size_t N = (size_t)Bsz * T;
+    return 5 * N * c->dB + (size_t)Bsz * c->H * T * T; /* backward: datt, dq, dk, dv, dP, dprobs */
+}
+
 static void ensure_acts(Composer *c, int Bsz, int T) {
     if (c->mem && c->cap_B == Bsz && c->cap_T == T) return;
     free(c->mem);
-    const size_t N = (size_t)Bsz * T, dB = c->dB, PT = (size_t)Bsz * c->H * T * T;
-    const size_t per = 6 * N * dB + PT;     /* hB, P, q, k, v, att, probs */
-    const size_t scratch = 5 * N * dB + PT; /* backward: datt, dq, dk, dv, dP, dprobs */
-    c->mem = xalloc_floats(per * c->cfg.n_conn + scratch);
+    const size_t per = compose_conn_acts_floats(c, Bsz, T), ND = (size_t)Bsz * T * c->dB;
+    c->mem = xalloc_floats((per + ND) * c->cfg.n_conn + compose_scratch_floats(c, Bsz, T));
     float *p = c->mem;
     for (int i = 0; i < c->cfg.n_conn; i++) {
-        ConnActs *a = &c->acts[i];
-        a->hB = p, p += N * dB;
-        a->P = p, p += N * dB;
-        a->q = p, p += N * dB;
-        a->k = p, p += N * dB;
-        a->v = p, p += N * dB;
-        a->att = p, p += N * dB;
-        a->probs = p, p += PT;
+        compose_conn_acts_bind(c, &c->acts[i], p, Bsz, T);
+        p += per;
+        c->acts[i].P = p;
+        p += ND;
     }
     c->scratch = p;
     c->cap_B = Bsz;
     c->cap_T = T;
+}
+
+/* ------------------------------------------------- one connection's pieces */
+
+void compose_proj_forward(const Composer *c, int i, float *P, const float *hA, int N) {
+    linear_forward(P, hA, c->p[i].proj_w, c->p[i].proj_b, N, c->dA, c->dB);
+}
+
+void compose_proj_backward(Composer *c, int i, const float *dP, const float *hA, int N) {
+    linear_backward(NULL, c->g[i].proj_w, c->g[i].proj_b, dP, hA, c->p[i].proj_w, N, c->dA, c->dB);
+}
+
+void compose_xattn_forward(const Composer *c, int i, ConnActs *a, float *resid, int Bsz, int T, float *scratch) {
+    const int N = Bsz * T, dB = c->dB;
+    const ConnParams *w = &c->p[i];
+    float *out = scratch;
+    memcpy(a->hB, resid, (size_t)N * dB * sizeof(float));
+    linear_forward(a->q, a->hB, w->wq, NULL, N, dB, dB);
+    linear_forward(a->k, a->P, w->wk, NULL, N, dB, dB);
+    linear_forward(a->v, a->P, w->wv, NULL, N, dB, dB);
+    attention_forward(a->att, a->probs, a->q, a->k, a->v, Bsz, T, c->H, c->H, c->HS);
+    linear_forward(out, a->att, w->wo, NULL, N, dB, dB);
+#pragma omp parallel for
+    for (size_t j = 0; j < (size_t)N * dB; j++) resid[j] += out[j];
+}
+
+void compose_xattn_backward(Composer *c, int i, const ConnActs *a, float *dresid, float *dP, int Bsz, int T,
+                            float *scratch) {
+    const int N = Bsz * T, dB = c->dB;
+    const size_t ND = (size_t)N * dB;
+    const ConnParams *w = &c->p[i];
+    const ConnParams *g = &c->g[i];
+    float *datt = scratch, *dq = datt + ND, *dk = dq + ND, *dv = dk + ND, *dprobs = dv + ND;
+    memset(datt, 0, ND * sizeof(float));
+    linear_backward(datt, g->wo, NULL, dresid, a->att, w->wo, N, dB, dB);
+    memset(dq, 0, 3 * ND * sizeof(float));
+    attention_backward(dq, dk, dv, dprobs, datt, a->q, a->k, a->v, a->probs, Bsz, T, c->H, c->H, c->HS);
+    linear_backward(dresid, g->wq, NULL, dq, a->hB, w->wq, N, dB, dB);
+    memset(dP, 0, ND * sizeof(float));
+    linear_backward(dP, g->wk, NULL, dk, a->P, w->wk, N, dB, dB);
+    linear_backward(dP, g->wv, NULL, dv, a->P, w->wv, N, dB, dB);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -193,21 +252,10 @@ static const float *augment_stream(const Composer *c, int i) {
 
 static void forward_hook(void *ctx, int layer, float *resid, int Bsz, int T) {
     Composer *c = ctx;
-    const int N = Bsz * T, dA = c->dA, dB = c->dB;
-    float *out = c->scratch;
     for (int i = 0; i < c->cfg.n_conn; i++) {
         if (c->cfg.conn[i].b != layer) continue;
-        const ConnParams *w = &c->p[i];
-        ConnActs *a = &c->acts[i];
-        memcpy(a->hB, resid, (size_t)N * dB * sizeof(float));
-        linear_forward(a->P, augment_stream(c, i), w->proj_w, w->proj_b, N, dA, dB);
-        linear_forward(a->q, a->hB, w->wq, NULL, N, dB, dB);
-        linear_forward(a->k, a->P, w->wk, NULL, N, dB, dB);
-        linear_forward(a->v, a->P, w->wv, NULL, N, dB, dB);
-        attention_forward(a->att, a->probs, a->q, a->k, a->v, Bsz, T, c->H, c->H, c->HS);
-        linear_forward(out, a->att, w->wo, NULL, N, dB, dB);
-#pragma omp parallel for
-        for (size_t j = 0; j < (size_t)N * dB; j++) resid[j] += out[j];
+        compose_proj_forward(c, i, c->acts[i].P, augment_stream(c, i), Bsz * T);
+        compose_xattn_forward(c, i, &c->acts[i], resid, Bsz, T, c->scratch);
     }
 }
 
@@ -215,7 +263,7 @@ float compose_forward(Composer *c, const int *tokens, const int *targets, const 
     ensure_acts(c, Bsz, T);
     c->Bsz = Bsz;
     c->T = T;
-    model_forward_trunk(c->A, tokens, Bsz, T, c->a_max + 1);
+    model_forward_trunk(c->A, tokens, Bsz, T, c->a_max + 1, NULL, NULL);
     return model_forward(c->B, tokens, targets, weights, Bsz, T, forward_hook, c);
 }
 
@@ -225,23 +273,12 @@ float compose_forward(Composer *c, const int *tokens, const int *targets, const 
  * parameter gradients and adds the path through the queries to dresid. */
 static void backward_hook(void *ctx, int layer, float *dresid, int Bsz, int T) {
     Composer *c = ctx;
-    const int N = Bsz * T, dA = c->dA, dB = c->dB;
-    const size_t ND = (size_t)N * dB;
-    float *datt = c->scratch, *dq = datt + ND, *dk = dq + ND, *dv = dk + ND, *dP = dv + ND, *dprobs = dP + ND;
+    const size_t ND = (size_t)Bsz * T * c->dB;
+    float *dP = c->scratch + 4 * ND + (size_t)Bsz * c->H * T * T; /* after datt, dq, dk, dv, dprobs */
     for (int i = c->cfg.n_conn - 1; i >= 0; i--) {
         if (c->cfg.conn[i].b != layer) continue;
-        const ConnParams *w = &c->p[i];
-        const ConnParams *g = &c->g[i];
-        ConnActs *a = &c->acts[i];
-        memset(datt, 0, ND * sizeof(float));
-        linear_backward(datt, g->wo, NULL, dresid, a->att, w->wo, N, dB, dB);
-        memset(dq, 0, 3 * ND * sizeof(float));
-        attention_backward(dq, dk, dv, dprobs, datt, a->q, a->k, a->v, a->probs, Bsz, T, c->H, c->H, c->HS);
-        linear_backward(dresid, g->wq, NULL, dq, a->hB, w->wq, N, dB, dB);
-        memset(dP, 0, ND * sizeof(float));
-        linear_backward(dP, g->wk, NULL, dk, a->P, w->wk, N, dB, dB);
-        linear_backward(dP, g->wv, NULL, dv, a->P, w->wv, N, dB, dB);
-        linear_backward(NULL, g->proj_w, g->proj_b, dP, augment_stream(c, i), w->proj_w, N, dA, dB);
+        compose_xattn_backward(c, i, &c->acts[i], dresid, dP, Bsz, T, c->scratch);
+        compose_proj_backward(c, i, dP, augment_stream(c, i), Bsz * T);
     }
 }
 

@@ -72,6 +72,9 @@ int compose_parse_connections(const char *s, ComposeConfig *cfg);
 
 /* Check the pair of models and the connections; allocate parameters (zero). */
 int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg);
+/* The same from the two models' configurations alone (c->A, c->B stay NULL):
+ * for ranks that hold only part of a model, and for saving. */
+int compose_init_configs(Composer *c, const ModelConfig *ca, const ModelConfig *cb, const ComposeConfig *cfg);
 /* proj, q, k, v: normal(0, 1/sqrt(fan_in)); o_proj: 0; proj bias: 0. */
 void compose_init_random(Composer *c, uint64_t seed);
 void compose_free(Composer *c);
@@ -83,6 +86,23 @@ float compose_forward(Composer *c, const int *tokens, const int *targets, const 
  * (accumulated into c->grads). */
 void compose_backward(Composer *c, const int *targets, const float *weights);
 void compose_zero_grads(Composer *c);
+
+/* One connection i in pieces, shared by compose_forward/backward and the
+ * pipeline stages (mpi/), so both compute the same arithmetic.
+ * proj: P = hA Wp^T + bp ([N, dA] -> [N, dB]); its backward accumulates the
+ * projection's gradients from dP. xattn: the anchor side; a->P must hold P;
+ * adds Wo attn(Wq resid, Wk P, Wv P) to resid ([Bsz*T, dB]) and saves what
+ * backward needs in a (bound with compose_conn_acts_bind). Its backward
+ * accumulates q, k, v, o gradients, adds the query path to dresid and writes
+ * dL/dP to dP. scratch: compose_scratch_floats floats. */
+size_t compose_conn_acts_floats(const Composer *c, int Bsz, int T); /* everything but P */
+void compose_conn_acts_bind(const Composer *c, ConnActs *a, float *mem, int Bsz, int T);
+size_t compose_scratch_floats(const Composer *c, int Bsz, int T);
+void compose_proj_forward(const Composer *c, int i, float *P, const float *hA, int N);
+void compose_proj_backward(Composer *c, int i, const float *dP, const float *hA, int N);
+void compose_xattn_forward(const Composer *c, int i, ConnActs *a, float *resid, int Bsz, int T, float *scratch);
+void compose_xattn_backward(Composer *c, int i, const ConnActs *a, float *dresid, float *dP, int Bsz, int T,
+                            float *scratch);
 
 /* Model FLOPs of one training step (compose_forward + compose_backward). */
 double compose_flops_per_step(const Composer *c, int Bsz, int T);

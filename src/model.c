@@ -23,20 +23,24 @@ static void add_param(Model *m, int *k, size_t *off, const char *name, int64_t d
     *off += p->numel;
 }
 
-/* Lay out the parameter table (HF names, flat-buffer order). Within a layer
- * q, k, v are adjacent, as are gate and up, so each group is one contiguous
- * [rows, C] matrix. */
+/* The part holds the embedding when it starts the model, or when the LM
+ * head it holds is tied to it. */
+static int holds_embed(const Model *m) { return m->l0 == 0 || (m->has_head && m->cfg.tie_embeddings); }
+
+/* Lay out the parameter table (HF names, flat-buffer order) of the part
+ * held. Within a layer q, k, v are adjacent, as are gate and up, so each
+ * group is one contiguous [rows, C] matrix. */
 static void build_param_table(Model *m) {
     const ModelConfig *c = &m->cfg;
     const int64_t C = c->dim, Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t F = c->hidden_dim, V = c->vocab_size;
-    m->n_param_tensors = 2 + 9 * c->n_layers + (c->tie_embeddings ? 0 : 1);
+    m->n_param_tensors = holds_embed(m) + 9 * (m->l1 - m->l0) + (m->has_head ? 1 + !c->tie_embeddings : 0);
     m->param_info = xcalloc((size_t)m->n_param_tensors, sizeof(ParamInfo));
     int k = 0;
     size_t off = 0;
     char name[96];
-    add_param(m, &k, &off, "model.embed_tokens.weight", V, C);
-    for (int l = 0; l < c->n_layers; l++) {
+    if (holds_embed(m)) add_param(m, &k, &off, "model.embed_tokens.weight", V, C);
+    for (int l = m->l0; l < m->l1; l++) {
 #define P(suffix, d0, d1)                                                 \
     snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);        \
     add_param(m, &k, &off, name, d0, d1)
@@ -51,17 +55,20 @@ static void build_param_table(Model *m) {
         P("mlp.down_proj.weight", C, F);
 #undef P
     }
-    add_param(m, &k, &off, "model.norm.weight", C, 0);
-    if (!c->tie_embeddings) add_param(m, &k, &off, "lm_head.weight", V, C);
+    if (m->has_head) {
+        add_param(m, &k, &off, "model.norm.weight", C, 0);
+        if (!c->tie_embeddings) add_param(m, &k, &off, "lm_head.weight", V, C);
+    }
     m->num_params = off;
 }
 
-/* Point the struct-of-pointers view at a flat buffer laid out by the table. */
+/* Point the struct-of-pointers view at a flat buffer laid out by the table
+ * (pointers of parts not held stay NULL). */
 static void bind_params(const Model *m, ModelParams *p, float *base) {
     const ParamInfo *t = m->param_info;
     int k = 0;
-    p->embed = base + t[k++].offset;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
+    p->embed = holds_embed(m) ? base + t[k++].offset : NULL;
+    for (int l = m->l0; l < m->l1; l++) {
         LayerParams *L = &p->layers[l];
         L->attn_norm = base + t[k++].offset;
         L->wq = base + t[k++].offset;
@@ -73,14 +80,24 @@ static void bind_params(const Model *m, ModelParams *p, float *base) {
         L->w_up = base + t[k++].offset;
         L->w_down = base + t[k++].offset;
     }
-    p->norm = base + t[k++].offset;
-    p->lm_head = m->cfg.tie_embeddings ? p->embed : base + t[k++].offset;
+    if (m->has_head) {
+        p->norm = base + t[k++].offset;
+        p->lm_head = m->cfg.tie_embeddings ? p->embed : base + t[k++].offset;
+    }
 }
 
-int model_init(Model *m, const ModelConfig *cfg) {
+int model_init(Model *m, const ModelConfig *cfg) { return model_init_part(m, cfg, 0, cfg->n_layers, 1); }
+
+int model_init_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head) {
     memset(m, 0, sizeof *m);
     if (model_config_validate(cfg, "model config") != 0) return -1;
+    if (l0 < 0 || l1 > cfg->n_layers || l0 > l1 || (head && l1 != cfg->n_layers))
+        return calm_error("model part: blocks %d..%d%s of a %d-layer model", l0, l1 - 1, head ? " with the head" : "",
+                          cfg->n_layers);
     m->cfg = *cfg;
+    m->l0 = l0;
+    m->l1 = l1;
+    m->has_head = head;
     build_param_table(m);
     m->params_memory = xalloc_floats(m->num_params);
     m->params.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerParams));
@@ -163,7 +180,7 @@ static void ensure_acts(Model *m, int B, int T) {
         off += ((size_t)(n) + 15) & ~(size_t)15;         \
     } while (0)
         TAKE(a->resid, (L + 1) * N * C);
-        for (size_t l = 0; l < L; l++) {
+        for (size_t l = (size_t)m->l0; l < (size_t)m->l1; l++) {
             BlockActs *b = &a->blocks[l];
             TAKE(b->ln1, N * C);
             TAKE(b->ln1_rstd, N);
@@ -179,9 +196,10 @@ static void ensure_acts(Model *m, int B, int T) {
             TAKE(b->up, N * F);
             TAKE(b->act, N * F);
         }
+        const size_t NV = m->has_head ? N * V : 0; /* only the last part has a head */
         TAKE(a->lnf, N * C);
         TAKE(a->lnf_rstd, N);
-        TAKE(a->logits, N * V);
+        TAKE(a->logits, NV);
         TAKE(a->losses, N);
         TAKE(a->dresid, N * C);
         TAKE(a->dx, N * C);
@@ -194,7 +212,7 @@ static void ensure_acts(Model *m, int B, int T) {
         TAKE(a->dup, N * F);
         TAKE(a->dact, N * F);
         TAKE(a->dln, N * C);
-        TAKE(a->dlogits, N * V);
+        TAKE(a->dlogits, NV);
 #undef TAKE
         if (!pass) {
             a->numel = off;
@@ -236,25 +254,39 @@ static void block_forward(Model *m, int l, int B, int T) {
     add_inplace(out, a->mid, (size_t)N * C);
 }
 
-void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks) {
-    const ModelConfig *c = &m->cfg;
+static void check_seq_len(const ModelConfig *c, int T) {
     if (T > c->max_seq_len)
         calm_fatal("use a shorter --seq-len or a model with larger max_position_embeddings",
                    "sequence length %d exceeds max_position_embeddings %d", T, c->max_seq_len);
+}
+
+void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks, ResidHook hook, void *hook_ctx) {
+    const ModelConfig *c = &m->cfg;
+    check_seq_len(c, T);
+    if (m->l0 != 0) calm_fatal(NULL, "model_forward_trunk on a part without the embedding");
     ensure_acts(m, B, T);
     m->B = B;
     m->T = T;
     m->tokens = tokens;
+    const size_t NC = (size_t)B * T * c->dim;
     embedding_forward(m->acts.resid, tokens, m->params.embed, B * T, c->dim);
-    for (int l = 0; l < n_blocks && l < c->n_layers; l++) block_forward(m, l, B, T);
+    for (int l = 0; l < n_blocks && l < m->l1; l++) {
+        block_forward(m, l, B, T);
+        if (hook) hook(hook_ctx, l, m->acts.resid + (size_t)(l + 1) * NC, B, T);
+    }
 }
 
-float model_forward(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
-                    ResidHook hook, void *hook_ctx) {
+float *model_part_input(Model *m, int B, int T) {
+    ensure_acts(m, B, T);
+    return m->acts.resid + (size_t)m->l0 * B * T * m->cfg.dim;
+}
+
+float *model_part_output(Model *m) { return m->acts.resid + (size_t)m->l1 * m->acts.B * m->acts.T * m->cfg.dim; }
+
+float model_forward_part(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
+                         ResidHook hook, void *hook_ctx) {
     const ModelConfig *c = &m->cfg;
-    if (T > c->max_seq_len)
-        calm_fatal("use a shorter --seq-len or a model with larger max_position_embeddings",
-                   "sequence length %d exceeds max_position_embeddings %d", T, c->max_seq_len);
+    check_seq_len(c, T);
     ensure_acts(m, B, T);
     const int N = B * T, C = c->dim, V = c->vocab_size;
     Activations *a = &m->acts;
@@ -262,17 +294,24 @@ float model_forward(Model *m, const int *tokens, const int *targets, const float
     m->T = T;
     m->tokens = tokens;
 
-    embedding_forward(a->resid, tokens, m->params.embed, N, C);
-    for (int l = 0; l < c->n_layers; l++) {
+    if (m->l0 == 0) embedding_forward(a->resid, tokens, m->params.embed, N, C);
+    for (int l = m->l0; l < m->l1; l++) {
         block_forward(m, l, B, T);
         if (hook) hook(hook_ctx, l, a->resid + (size_t)(l + 1) * N * C, B, T);
     }
+    m->has_targets = targets != NULL;
+    m->mean_loss = 0.0f;
+    if (!m->has_head) return 0.0f;
     const float *top = a->resid + (size_t)c->n_layers * N * C;
     rmsnorm_forward(a->lnf, a->lnf_rstd, top, m->params.norm, N, C, c->norm_eps);
     linear_forward(a->logits, a->lnf, m->params.lm_head, NULL, N, C, V);
-    m->has_targets = targets != NULL;
     m->mean_loss = targets ? crossentropy_forward(a->losses, a->logits, targets, weights, N, V) : 0.0f;
     return m->mean_loss;
+}
+
+float model_forward(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
+                    ResidHook hook, void *hook_ctx) {
+    return model_forward_part(m, tokens, targets, weights, B, T, hook, hook_ctx);
 }
 
 /* --------------------------------------------------------------- backward */
@@ -319,32 +358,43 @@ static void block_backward(Model *m, int l, const LayerParams *g) {
     rmsnorm_backward(s->dresid, g ? g->attn_norm : NULL, s->dln, x, w->attn_norm, a->ln1_rstd, N, C);
 }
 
-void model_backward(Model *m, const int *targets, const float *weights, GradMode mode, int stop_layer,
-                    ResidHook hook, void *hook_ctx) {
+void model_backward_part(Model *m, const int *targets, const float *weights, float grad_scale, GradMode mode,
+                         int stop_layer, ResidHook hook, void *hook_ctx) {
     const ModelConfig *c = &m->cfg;
     const int N = m->B * m->T, C = c->dim, V = c->vocab_size;
     Activations *a = &m->acts;
     if (mode == GRAD_FULL && !m->grads_memory) model_alloc_grads(m);
     const ModelParams *g = mode == GRAD_FULL ? &m->grads : NULL;
 
-    double wsum = 0.0;
-    for (int n = 0; n < N; n++) wsum += weights ? weights[n] : 1.0;
-    memset(a->dlogits, 0, (size_t)N * V * sizeof(float));
-    if (wsum > 0.0) crossentropy_backward(a->dlogits, a->logits, targets, weights, (float)(1.0 / wsum), N, V);
-
-    const float *top = a->resid + (size_t)c->n_layers * N * C;
-    memset(a->dln, 0, (size_t)N * C * sizeof(float));
-    linear_backward(a->dln, g ? g->lm_head : NULL, NULL, a->dlogits, a->lnf, m->params.lm_head, N, C, V);
-    memset(a->dresid, 0, (size_t)N * C * sizeof(float));
-    rmsnorm_backward(a->dresid, g ? g->norm : NULL, a->dln, top, m->params.norm, a->lnf_rstd, N, C);
-
-    for (int l = c->n_layers - 1; l >= stop_layer; l--) {
+    if (m->has_head) {
+        if (grad_scale <= 0.0f) {
+            double wsum = 0.0;
+            for (int n = 0; n < N; n++) wsum += weights ? weights[n] : 1.0;
+            grad_scale = wsum > 0.0 ? (float)(1.0 / wsum) : 0.0f;
+        }
+        memset(a->dlogits, 0, (size_t)N * V * sizeof(float));
+        if (grad_scale > 0.0f) crossentropy_backward(a->dlogits, a->logits, targets, weights, grad_scale, N, V);
+        const float *top = a->resid + (size_t)c->n_layers * N * C;
+        memset(a->dln, 0, (size_t)N * C * sizeof(float));
+        linear_backward(a->dln, g ? g->lm_head : NULL, NULL, a->dlogits, a->lnf, m->params.lm_head, N, C, V);
+        memset(a->dresid, 0, (size_t)N * C * sizeof(float));
+        rmsnorm_backward(a->dresid, g ? g->norm : NULL, a->dln, top, m->params.norm, a->lnf_rstd, N, C);
+    }
+    if (stop_layer > m->l1) return; /* nothing of this part is reached */
+    const int lo = stop_layer > m->l0 ? stop_layer : m->l0;
+    for (int l = m->l1 - 1; l >= lo; l--) {
         if (hook) hook(hook_ctx, l, a->dresid, m->B, m->T);
         block_backward(m, l, g ? &g->layers[l] : NULL);
     }
-    /* dresid is now dL/d resid[stop_layer], the output of block stop_layer-1 */
-    if (hook && stop_layer > 0) hook(hook_ctx, stop_layer - 1, a->dresid, m->B, m->T);
-    if (stop_layer == 0 && g) embedding_backward(g->embed, a->dresid, m->tokens, N, C);
+    /* dresid is now dL/d resid[lo], the output of block lo-1; that block's
+     * hook is ours to call only if the backward stops inside this part */
+    if (hook && stop_layer > m->l0) hook(hook_ctx, stop_layer - 1, a->dresid, m->B, m->T);
+    if (stop_layer == 0 && m->l0 == 0 && g) embedding_backward(g->embed, a->dresid, m->tokens, N, C);
+}
+
+void model_backward(Model *m, const int *targets, const float *weights, GradMode mode, int stop_layer,
+                    ResidHook hook, void *hook_ctx) {
+    model_backward_part(m, targets, weights, 0.0f, mode, stop_layer, hook, hook_ctx);
 }
 
 /* ------------------------------------------------------------------ FLOPs */

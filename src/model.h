@@ -110,6 +110,11 @@ typedef void (*ResidHook)(void *ctx, int layer, float *resid, int B, int T);
 
 typedef struct {
     ModelConfig cfg;
+    /* The part of the model held here (a pipeline stage holds a slice):
+     * blocks l0..l1-1, the embedding when l0 == 0 (or when tied and the head
+     * is held), the final norm and LM head when has_head. A whole model has
+     * l0 = 0, l1 = L, has_head = 1. Block indices stay absolute. */
+    int l0, l1, has_head;
     size_t num_params;
     float *params_memory;
     ModelParams params;
@@ -127,6 +132,9 @@ typedef struct {
 } Model;
 
 int model_init(Model *m, const ModelConfig *cfg); /* allocates parameters (zeroed) */
+/* Only blocks l0..l1-1 (and the embedding if l0 == 0, the head if head;
+ * head needs l1 == L): parameters, table and activations of that part. */
+int model_init_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head);
 void model_init_random(Model *m, uint64_t seed);  /* normal(0, 0.02) weights, norms = 1 */
 void model_free(Model *m);
 void model_alloc_grads(Model *m);
@@ -140,8 +148,28 @@ float model_forward(Model *m, const int *tokens, const int *targets, const float
                     ResidHook hook, void *hook_ctx);
 
 /* Forward of the embedding and blocks 0..n_blocks-1 only (no head, no loss):
- * fills acts.resid[0..n_blocks]. What a frozen augmenting model needs. */
-void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks);
+ * fills acts.resid[0..n_blocks], calling hook (may be NULL) after each block.
+ * What a frozen augmenting model needs. */
+void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks, ResidHook hook, void *hook_ctx);
+
+/* ---- a part of the model (pipeline stage) ----
+ * model_part_input: sizes the activations for [B, T] and returns resid[l0],
+ * where a part without the embedding expects its input before
+ * model_forward_part. model_forward_part runs the embedding (if held), blocks
+ * l0..l1-1 (hook after each) and, if the head is held, logits and loss
+ * (returned; else 0). Its output is resid[l1] (model_part_output). */
+float *model_part_input(Model *m, int B, int T);
+float *model_part_output(Model *m);
+float model_forward_part(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
+                         ResidHook hook, void *hook_ctx);
+/* Backward through the part. With the head, starts from the loss, scaling
+ * every token's gradient by grad_scale (0: 1 / sum of weights, the mean);
+ * without it, acts.dresid must hold dL/d resid[l1] on entry. Blocks from
+ * l1-1 down to max(l0, stop_layer); hook(l) as in model_backward for the
+ * layers of this part (l >= l0). On return acts.dresid = dL/d resid[max(l0,
+ * stop_layer)]. */
+void model_backward_part(Model *m, const int *targets, const float *weights, float grad_scale, GradMode mode,
+                         int stop_layer, ResidHook hook, void *hook_ctx);
 
 /* Backward of the last forward's loss (its targets and weights). Accumulates
  * into m->grads in GRAD_FULL mode. stop_layer: propagate down to (and
