@@ -72,9 +72,17 @@ for f in os.listdir(d):
 print((m + 7) // 8 * 8)
 PY
 )
-for s in augment_kv_subs anchor_num_math compose_kv_math compose_kv_subs; do
-  "$calm" shard build --quiet --out "$out/stores/$s" --seq-len "$seq" --lang kv "$out/data/$s.jsonl"
-done
+# mA's store takes KV-LOOKUP and the composition stores take NUM-MATH when
+# the preset makes them (calm data kv --lookup-examples, --compose-num-math).
+store() { # store NAME FILE...: the files that exist, in one task store
+  local name=$1 files=() f; shift
+  for f in "$@"; do [[ -f "$out/data/$f.jsonl" ]] && files+=("$out/data/$f.jsonl"); done
+  "$calm" shard build --quiet --out "$out/stores/$name" --seq-len "$seq" --lang kv "${files[@]}"
+}
+store augment_kv_subs augment_kv_subs augment_kv_lookup
+store anchor_num_math anchor_num_math
+store compose_kv_math compose_kv_math compose_num_math
+store compose_kv_subs compose_kv_subs compose_num_math
 
 common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 --weight-decay 0.01)
 log "mA: KV-SUBS ($steps_a steps)"

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* on_exit */
 #include "dist.h"
 
 #include <limits.h>
@@ -12,9 +13,23 @@ static int launched_by_mpi(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_SIZE");
 }
 
+static int g_mpi_live; /* between MPI_Init and MPI_Finalize */
+
+/* An error exit on one rank must end the job: without this the other ranks
+ * would wait forever in a receive from the rank that is gone. */
+static void abort_on_error_exit(int status, void *arg) {
+    (void)arg;
+    if (!g_mpi_live) return;
+    g_mpi_live = 0;
+    fflush(stderr);
+    if (status != 0) MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Finalize(); /* a clean early exit (--help) on every rank */
+}
+
 void dist_init(Dist *d, int *argc, char ***argv) {
     d->rank = 0;
     d->size = 1;
+    d->local_size = 1;
     d->mpi = 0;
     if (!launched_by_mpi()) {
         /* srun without an MPI plugin starts N independent processes, each
@@ -30,16 +45,33 @@ void dist_init(Dist *d, int *argc, char ***argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
     d->mpi = 1;
-    const char *n = getenv("SLURM_STEP_NUM_TASKS");
+    g_mpi_live = 1;
+    on_exit(abort_on_error_exit, NULL);
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &d->local_size);
+    MPI_Comm_free(&node);
+    const char *var = getenv("SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS";
+    const char *n = getenv(var);
     if (n && atoi(n) != d->size) {
-        fprintf(stderr, "calm: rank %d: MPI world has %d ranks but Slurm started %s tasks\n", d->rank, d->size, n);
+        fprintf(stderr, "calm: rank %d: MPI world has %d ranks but Slurm started %s tasks (%s): launch with "
+                "srun --mpi=pmix, or mpirun -np %s inside the allocation\n", d->rank, d->size, n, var, n);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     if (d->rank != 0) calm_quiet = 1; /* one voice in the log */
 }
 
+int dist_expect_ranks(const Dist *d, int n) {
+    if (n <= 0 || n == d->size) return 0;
+    return calm_error("--expect-ranks %d, but the job runs %d rank%s: check the launch (mpirun -np / srun "
+                      "--ntasks)", n, d->size, d->size == 1 ? "" : "s");
+}
+
 void dist_finalize(Dist *d) {
-    if (d->mpi) MPI_Finalize();
+    if (d->mpi) {
+        g_mpi_live = 0;
+        MPI_Finalize();
+    }
     d->mpi = 0;
 }
 

@@ -8,13 +8,19 @@
 
 typedef struct {
     int rank, size;
-    int mpi; /* MPI_Init was called */
+    int local_size; /* ranks on this node */
+    int mpi;        /* MPI_Init was called */
 } Dist;
 
 /* Initialise MPI if an MPI launcher started us (Open MPI, PMIx or PMI
- * environment). Refuses (exit 1) a world whose size disagrees with the
- * launcher's task count, so a mis-launched job never runs N copies of rank 0. */
+ * environment). Refuses (exit 1) a world whose size disagrees with Slurm's
+ * task count (SLURM_STEP_NUM_TASKS under srun, else SLURM_NTASKS), so a
+ * mis-launched job never runs N copies of rank 0. From then on a process
+ * that exits with a non-zero status (an error on any rank) aborts the whole
+ * job at once instead of leaving the other ranks waiting for it. */
 void dist_init(Dist *d, int *argc, char ***argv);
+/* --expect-ranks N: exit with a message unless the world has N ranks. */
+int dist_expect_ranks(const Dist *d, int n);
 void dist_finalize(Dist *d);
 
 /* TrainConfig.reduce for data parallelism (ctx = Dist*): turns each replica's

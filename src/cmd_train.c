@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "common.h"
+#include "pipeline.h"
 #include "shards.h"
 #include "textdata.h"
 #include "tokenizer.h"
@@ -22,7 +23,7 @@
 typedef struct {
     TrainConfig tc;
     long seed;
-    int threads, resume;
+    int threads, resume, expect_ranks;
     const char *data_dir, *langs;
     float alpha;
 } RunOpts;
@@ -59,10 +60,12 @@ static void run_opts_default(RunOpts *r) {
         {"threads", OPT_INT, &(r).threads, "threads (0: cores available)", 0, 4096},                            \
         {"log", OPT_STR, &(r).tc.log_path, "JSONL metrics file", 1, 0},                                         \
         {"log-every", OPT_LONG, &(r).tc.log_every, "progress interval in steps", 1, 1e12},                      \
-        {"save-every", OPT_LONG, &(r).tc.save_every, "write --out every N steps (0: at the end only)", 0, 1e12}
+        {"save-every", OPT_LONG, &(r).tc.save_every, "write --out every N steps (0: at the end only)", 0, 1e12}, \
+        {"expect-ranks", OPT_INT, &(r).expect_ranks, "fail unless the job runs exactly N ranks (0: no check)", 0, 1 << 24}
 
-/* Checks shared by both commands; splits the global batch over the ranks. */
-static int run_opts_check(RunOpts *r, const char *cmd, int nfiles) {
+/* Checks shared by both commands; splits the global batch over the ranks
+ * unless a pipeline does (split = 0). */
+static int run_opts_check(RunOpts *r, const char *cmd, int nfiles, int split) {
     if (!r->tc.out_dir) {
         fprintf(stderr, "%s: --out DIR is required\nTry '%s --help'.\n", cmd, cmd);
         return 2;
@@ -71,12 +74,26 @@ static int run_opts_check(RunOpts *r, const char *cmd, int nfiles) {
         fprintf(stderr, "%s: give either --data STORE or text files\nTry '%s --help'.\n", cmd, cmd);
         return 2;
     }
+    if (dist_expect_ranks(&g_dist, r->expect_ranks) != 0) {
+        if (g_dist.rank == 0) fprintf(stderr, "%s: %s\n", cmd, calm_last_error());
+        return 2;
+    }
+    /* ranks sharing a node share its cores: BLIS threads spin while they
+     * wait, so more threads than cores would slow every rank down */
+    if (r->threads == 0 && g_dist.local_size > 1 && !getenv("CALM_THREADS")) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        r->threads = cores > g_dist.local_size ? (int)(cores / g_dist.local_size) : 1;
+    }
+    if (r->tc.optim.warmup_steps > r->tc.steps) r->tc.optim.warmup_steps = (int)r->tc.steps;
+    r->tc.optim.total_steps = (int)r->tc.steps;
+    if (!split) {
+        calm_blas_init(r->threads);
+        return 0;
+    }
     if (r->tc.B % g_dist.size) {
         fprintf(stderr, "%s: --batch %d (global) is not divisible by %d ranks\n", cmd, r->tc.B, g_dist.size);
         return 2;
     }
-    if (r->tc.optim.warmup_steps > r->tc.steps) r->tc.optim.warmup_steps = (int)r->tc.steps;
-    r->tc.optim.total_steps = (int)r->tc.steps;
     /* Data parallel: rank r trains rows [r B/size, (r+1) B/size) of the
      * global batch, so any world size sees the same data. */
     r->tc.B /= g_dist.size;
@@ -116,14 +133,14 @@ static int shard_batch(void *ctx, long step, int row0, int B, int T, int *tokens
 static int data_open(DataSource *d, const RunOpts *r, char **files, int nfiles, int vocab, BatchFn *fn) {
     memset(d, 0, sizeof *d);
     d->seed = (uint64_t)r->seed;
-    d->n_replicas = g_dist.size;
+    d->n_replicas = r->tc.world > 0 ? r->tc.world : 1; /* slices of B rows in the global batch */
     const int T = r->tc.T;
     if (!r->data_dir) {
         if (textdata_load(&d->text, (const char *const *)files, nfiles) != 0) return -1;
         if (d->text.n <= (size_t)T + 1)
             return calm_error("the text (%zu tokens) is shorter than --seq-len %d + 1", d->text.n, T);
         calm_log("data: %zu tokens from %d file(s); %ld steps of %d x %d tokens", d->text.n, nfiles, r->tc.steps,
-                 r->tc.B * g_dist.size, T);
+                 r->tc.B * d->n_replicas, T);
         *fn = text_batch;
         return 0;
     }
@@ -142,7 +159,7 @@ static int data_open(DataSource *d, const RunOpts *r, char **files, int nfiles, 
     o.alpha = r->alpha;
     o.langs = r->langs;
     if (shard_loader_open(&d->loader, d->store, &o) != 0) return -1;
-    calm_log("data: %s; %ld steps of %d x %d tokens", dir, r->tc.steps, r->tc.B * g_dist.size, T);
+    calm_log("data: %s; %ld steps of %d x %d tokens", dir, r->tc.steps, r->tc.B * d->n_replicas, T);
     *fn = shard_batch;
     return 0;
 }
@@ -209,7 +226,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "calm train: --dim %d is not divisible by --heads %d\n", dim, heads);
         return 2;
     }
-    int rc = run_opts_check(&r, "calm train", nfiles);
+    int rc = run_opts_check(&r, "calm train", nfiles, 1);
     if (rc) return rc;
 
     Model m;
@@ -258,12 +275,50 @@ static int compose_save(void *ctx, const char *dir) {
     return compose_save_dir(x->c, dir, x->anchor, x->augment);
 }
 
+/* Options of the pipeline (--anchor-stages > 0). */
+typedef struct {
+    int S, A, M, print;
+} PipeFlags;
+
+/* `calm compose` with the anchor split over ranks (mpi/pipeline.h). */
+static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const char *anchor, const char *augment,
+                            const ComposeConfig *cc, int default_conns, char **files, int nfiles) {
+    PipeOpts po = {anchor, augment, *cc, default_conns, pf->S, pf->A, pf->M, r->tc.B, r->tc.T};
+    if (pf->print) {
+        int world = g_dist.size > 1 ? g_dist.size : pf->S + pf->A;
+        if (g_dist.rank == 0 && pipeline_print_plan(&po, world, stdout) != 0) cli_fail("compose");
+        return 0;
+    }
+    int rc = run_opts_check(r, "calm compose", nfiles, 0);
+    if (rc) return rc;
+    Pipeline *p;
+    if (pipeline_open(&p, &po, &g_dist) != 0) cli_fail("compose");
+    Composer *c = pipeline_composer(p);
+    char cfg_path[4096];
+    snprintf(cfg_path, sizeof cfg_path, "%s/%s", r->tc.out_dir, CALM_COMPOSE_CONFIG);
+    if (r->resume && access(cfg_path, F_OK) == 0) {
+        /* every rank reads the whole composition: parameters are saved
+         * whole, so a run may resume on another layout */
+        if (compose_verify_models(r->tc.out_dir, anchor, augment) != 0 || compose_load_weights(c, r->tc.out_dir) != 0)
+            cli_fail("compose: resume");
+    } else {
+        compose_init_random(c, (uint64_t)r->seed);
+    }
+    pipeline_train_config(p, &r->tc);
+    Trainable tr = pipeline_trainable(p);
+    rc = run_training("compose", r, &tr, files, nfiles, pipeline_anchor_config(p)->vocab_size);
+    pipeline_report(p, stderr);
+    pipeline_close(p);
+    return rc;
+}
+
 int cmd_compose(int argc, char **argv) {
     RunOpts r;
     run_opts_default(&r);
     r.tc.optim.weight_decay = 0.0f;
     const char *anchor = NULL, *augment = NULL, *conns = NULL;
     int heads = 0;
+    PipeFlags pf = {0, 1, 4, 0};
     const Opt opts[] = {
         {"anchor", OPT_STR, &anchor, "anchor model mB (HF directory); frozen", 1, 0},
         {"augment", OPT_STR, &augment, "augmenting model mA (HF directory); frozen", 1, 0},
@@ -271,11 +326,19 @@ int cmd_compose(int argc, char **argv) {
         {"connections", OPT_STR, &conns, "A:B pairs, e.g. 3:5,7:11 (default: every 4th mA layer)", 1, 0},
         {"heads", OPT_INT, &heads, "cross-attention heads (0: the anchor's)", 0, 4096},
         RUN_OPTS(r),
+        {"anchor-stages", OPT_INT, &pf.S,
+         "pipeline: split the anchor over S ranks (0: every rank holds both models, data parallel)", 0, 4096},
+        {"augment-ranks", OPT_INT, &pf.A, "pipeline: ranks running mA and the projections, per replica", 1, 4096},
+        {"micro-batches", OPT_INT, &pf.M, "pipeline: micro-batches per replica and step (1F1B)", 1, 1 << 20},
+        {"print-schedule", OPT_FLAG, &pf.print, "pipeline: print the rank layout and the schedule grid, then exit",
+         1, 0},
         OPT_END};
     const Command cmd = {"calm compose", "--anchor DIR --augment DIR --out DIR [options] (--data STORE | TEXT_FILE...)",
                          "Train a CALM composition: cross-attention from the frozen augmenting model's layers into "
                          "the frozen anchor's. Only the composition parameters learn; with task records (prompt + "
-                         "target) only the target tokens count in the loss.",
+                         "target) only the target tokens count in the loss. Under mpirun/srun with "
+                         "--anchor-stages S --augment-ranks A, N ranks form N/(S+A) data-parallel replicas of an "
+                         "S-stage anchor pipeline fed by A augment ranks.",
                          opts, 0, -1};
     char **files;
     int nfiles;
@@ -284,14 +347,18 @@ int cmd_compose(int argc, char **argv) {
         fprintf(stderr, "calm compose: --anchor and --augment are required\nTry 'calm compose --help'.\n");
         return 2;
     }
-    int rc = run_opts_check(&r, "calm compose", nfiles);
+    ComposeConfig cc = {0};
+    if (conns && compose_parse_connections(conns, &cc) != 0) cli_fail("compose");
+    cc.n_heads = heads;
+    if (pf.print && pf.S == 0) pf.S = 1;
+    if (pf.S > 0) return compose_pipeline(&r, &pf, anchor, augment, &cc, conns == NULL, files, nfiles);
+
+    int rc = run_opts_check(&r, "calm compose", nfiles, 1);
     if (rc) return rc;
     Model A, B;
     if (model_load_dir(&B, anchor) != 0) cli_fail("compose: anchor");
     if (model_load_dir(&A, augment) != 0) cli_fail("compose: augment");
-    ComposeConfig cc = {0};
-    if (conns ? compose_parse_connections(conns, &cc) : compose_default_connections(&A.cfg, &B.cfg, &cc))
-        cli_fail("compose");
+    if (!conns) compose_default_connections(&A.cfg, &B.cfg, &cc);
     cc.n_heads = heads;
     Composer c;
     if (compose_init(&c, &A, &B, &cc) != 0) cli_fail("compose");
@@ -315,7 +382,7 @@ int cmd_compose(int argc, char **argv) {
     calm_log("composition: connections %s, %d heads, %zu trainable parameters (anchor %zu, augment %zu frozen)",
              line, c.H, c.num_params, B.num_params, A.num_params);
     ComposeCtx ctx = {&c, anchor, augment};
-    Trainable tr = {&ctx, c.params, c.grads, c.num_params, c.info, c.n_info, compose_step, compose_save};
+    Trainable tr = {&ctx, c.params, c.grads, c.num_params, c.info, c.n_info, compose_step, compose_save, NULL};
     rc = run_training("compose", &r, &tr, files, nfiles, B.cfg.vocab_size);
     compose_free(&c);
     model_free(&A);

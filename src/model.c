@@ -124,7 +124,7 @@ void model_init_random(Model *m, uint64_t seed) {
     }
 }
 
-static void free_acts(Activations *a) {
+void model_acts_free(Activations *a) {
     free(a->memory);
     free(a->blocks);
     memset(a, 0, sizeof *a);
@@ -138,7 +138,7 @@ void model_free(Model *m) {
     free(m->param_info);
     free(m->rope_cos);
     free(m->rope_sin);
-    free_acts(&m->acts);
+    model_acts_free(&m->acts);
     memset(m, 0, sizeof *m);
 }
 
@@ -164,7 +164,7 @@ const ParamInfo *model_param_table(const Model *m, int *n) {
 static void ensure_acts(Model *m, int B, int T) {
     Activations *a = &m->acts;
     if (a->memory && a->B == B && a->T == T) return;
-    free_acts(a);
+    model_acts_free(a);
     const ModelConfig *c = &m->cfg;
     const size_t N = (size_t)B * T, C = c->dim, Q = (size_t)c->n_heads * c->head_dim,
                  KV = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
@@ -367,7 +367,7 @@ void model_backward_part(Model *m, const int *targets, const float *weights, flo
     const ModelParams *g = mode == GRAD_FULL ? &m->grads : NULL;
 
     if (m->has_head) {
-        if (grad_scale <= 0.0f) {
+        if (grad_scale < 0.0f) {
             double wsum = 0.0;
             for (int n = 0; n < N; n++) wsum += weights ? weights[n] : 1.0;
             grad_scale = wsum > 0.0 ? (float)(1.0 / wsum) : 0.0f;
@@ -394,7 +394,7 @@ void model_backward_part(Model *m, const int *targets, const float *weights, flo
 
 void model_backward(Model *m, const int *targets, const float *weights, GradMode mode, int stop_layer,
                     ResidHook hook, void *hook_ctx) {
-    model_backward_part(m, targets, weights, 0.0f, mode, stop_layer, hook, hook_ctx);
+    model_backward_part(m, targets, weights, -1.0f, mode, stop_layer, hook, hook_ctx);
 }
 
 /* ------------------------------------------------------------------ FLOPs */

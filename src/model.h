@@ -159,11 +159,15 @@ void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks
  * l0..l1-1 (hook after each) and, if the head is held, logits and loss
  * (returned; else 0). Its output is resid[l1] (model_part_output). */
 float *model_part_input(Model *m, int B, int T);
+/* Several micro-batches in flight each keep their own Activations: swap
+ * them into m->acts around a forward / backward; free them with this. */
+void model_acts_free(Activations *a);
 float *model_part_output(Model *m);
 float model_forward_part(Model *m, const int *tokens, const int *targets, const float *weights, int B, int T,
                          ResidHook hook, void *hook_ctx);
 /* Backward through the part. With the head, starts from the loss, scaling
- * every token's gradient by grad_scale (0: 1 / sum of weights, the mean);
+ * every token's gradient by grad_scale (< 0: 1 / sum of weights, the mean;
+ * 0: no gradient);
  * without it, acts.dresid must hold dL/d resid[l1] on entry. Blocks from
  * l1-1 down to max(l0, stop_layer); hook(l) as in model_backward for the
  * layers of this part (l >= l0). On return acts.dresid = dL/d resid[max(l0,

@@ -23,7 +23,7 @@ static int model_save(void *ctx, const char *dir) { return model_save_dir(ctx, d
 Trainable trainable_model(Model *m) {
     model_alloc_grads(m);
     Trainable t = {m, m->params_memory, m->grads_memory, m->num_params, m->param_info, m->n_param_tensors,
-                   model_step, model_save};
+                   model_step, model_save, NULL};
     return t;
 }
 
@@ -60,13 +60,30 @@ int train_state_load(TrainState *s, const char *dir) {
 }
 
 int train_save(const Trainable *t, const TrainState *s, const char *dir) {
-    if (calm_mkdirs(dir) != 0 || t->save(t->ctx, dir) != 0) return -1;
-    char *path = calm_path_join(dir, CALM_TRAINER_STATE_FILE);
-    char step[32];
-    snprintf(step, sizeof step, "%ld", s->step);
-    const char *keys[] = {"step"}, *values[] = {step};
-    int r = trainer_state_save(path, s->adam_m, s->adam_v, s->n, keys, values, 1);
-    free(path);
+    if (t->save(t->ctx, dir) != 0) return -1;
+    const float *m = s->adam_m, *v = s->adam_v;
+    float *gm = NULL, *gv = NULL;
+    int writer = 1;
+    if (t->gather) { /* every process's own moments, gathered on the writer */
+        gm = xalloc_floats(s->n);
+        gv = xalloc_floats(s->n);
+        memcpy(gm, m, s->n * sizeof(float));
+        memcpy(gv, v, s->n * sizeof(float));
+        writer = t->gather(t->ctx, gm, s->n);
+        t->gather(t->ctx, gv, s->n);
+        m = gm, v = gv;
+    }
+    int r = 0;
+    if (writer) {
+        char *path = calm_path_join(dir, CALM_TRAINER_STATE_FILE);
+        char step[32];
+        snprintf(step, sizeof step, "%ld", s->step);
+        const char *keys[] = {"step"}, *values[] = {step};
+        r = trainer_state_save(path, m, v, s->n, keys, values, 1);
+        free(path);
+    }
+    free(gm);
+    free(gv);
     return r;
 }
 
@@ -117,7 +134,8 @@ int train_run(const Trainable *tr, TrainState *s, const TrainConfig *cfg, BatchF
         lw[0] = (double)loss * lw[1];
         if (cfg->reduce) cfg->reduce(cfg->reduce_ctx, tr->grads, tr->n, lw);
         double mean_loss = lw[1] > 0 ? lw[0] / lw[1] : 0.0;
-        double norm = sqrt(sum_squares(tr->grads, tr->n));
+        double norm = sqrt(cfg->grad_sq ? cfg->grad_sq(cfg->reduce_ctx, tr->grads, tr->n)
+                                        : sum_squares(tr->grads, tr->n));
         float cf = clip_factor(&cfg->optim, norm);
         if (cf < 1.0f) scale_inplace(tr->grads, tr->n, cf);
         float lr = lr_at(&cfg->optim, (int)step);
@@ -147,14 +165,15 @@ int train_run(const Trainable *tr, TrainState *s, const TrainConfig *cfg, BatchF
             t_last = now;
             tokens_since = 0;
         }
-        if (cfg->is_main && cfg->out_dir && cfg->save_every > 0 && s->step % cfg->save_every == 0 && !last)
+        int saver = cfg->is_main || cfg->save_all;
+        if (saver && cfg->out_dir && cfg->save_every > 0 && s->step % cfg->save_every == 0 && !last)
             if (train_save(tr, s, cfg->out_dir) != 0) {
                 rc = -1;
                 break;
             }
     }
     if (tty) fputc('\n', stderr);
-    if (rc == 0 && cfg->is_main && cfg->out_dir) rc = train_save(tr, s, cfg->out_dir);
+    if (rc == 0 && (cfg->is_main || cfg->save_all) && cfg->out_dir) rc = train_save(tr, s, cfg->out_dir);
     if (log) fclose(log);
     free(tokens);
     free(targets);

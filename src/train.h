@@ -24,6 +24,11 @@ typedef struct {
     int n_table;
     float (*step)(void *ctx, const int *tokens, const int *targets, const float *weights, int B, int T);
     int (*save)(void *ctx, const char *dir);
+    /* Optional, for parameters spread over processes (pipeline): collective;
+     * afterwards the writing process's x [n] holds every process's own part
+     * of x. Returns 1 on the process that writes. NULL: this process holds
+     * everything. train_save gathers the optimizer moments with it. */
+    int (*gather)(void *ctx, float *x, size_t n);
 } Trainable;
 
 /* A whole model trained with full gradients. */
@@ -44,7 +49,12 @@ typedef struct {
     void *reduce_ctx;
     int is_main;         /* prints and writes files */
     int row0;            /* first row of the global batch this process trains on */
-    int world;           /* processes sharing each step (tokens/s counts them all) */
+    int world;           /* batches of B rows per step over all processes (tokens/s) */
+    /* Parameters spread over processes: the global sum of squares of the
+     * reduced gradient, each parameter counted once (ctx = reduce_ctx).
+     * NULL: the sum over this process's gradient. */
+    double (*grad_sq)(void *ctx, const float *grads, size_t n);
+    int save_all;        /* every process takes part in saving (Trainable.save and gather are collective) */
 } TrainConfig;
 
 typedef struct {
