@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# calm data kv: the table and the sets keep the experiment's promises.
+#   - keys are distinct, 2-6 lowercase letters; values distinct, in range
+#   - composition sets use only composition keys; KV evaluation sets only the others
+#   - targets are right: KV-SUBS the values, KV-MATH / NUM-MATH the result,
+#     KV-LOOKUP the value of the last key before the cut
+#   - no evaluation prompt occurs in a training file
+#   - the optional sets do not change the others (same seed, same files)
+# Usage: test_kv_data.sh CALM_BINARY OUT_DIR
+set -euo pipefail
+calm=$1 out=$2
+rm -rf "$out"
+args=(--seed 7 --keys 30 --values 0:59 --operands 3:4 --ops "+-*" --augment-examples 500 --anchor-examples 500
+      --compose-examples 200 --eval-examples 50)
+"$calm" data kv --out "$out/plain" "${args[@]}" 2>/dev/null
+"$calm" data kv --out "$out/full" "${args[@]}" --lookup-examples 300 --compose-num-math 100 2>/dev/null
+for f in "$out"/plain/*; do cmp -s "$f" "$out/full/$(basename "$f")" || { echo "optional sets changed $f"; exit 1; }; done
+/usr/bin/python3 - "$out/full" <<'PY'
+import json, os, re, sys
+d = sys.argv[1]
+rows = [l.rstrip("\n").split("\t") for l in open(f"{d}/table.tsv")][1:]
+val = {k: int(v) for k, v, _ in rows}
+comp = {k for k, _, c in rows if c == "1"}
+assert len(val) == 30 and len(set(val.values())) == 30, "keys or values not distinct"
+assert all(re.fullmatch(r"[a-z]{2,6}", k) for k in val) and all(0 <= v <= 59 for v in val.values())
+assert len(comp) == 6, len(comp)
+def load(name):
+    return [json.loads(l) for l in open(f"{d}/{name}.jsonl")]
+def split(expr):
+    return re.split(r"([-+*])", expr)
+def check_math(ex, numbers):
+    terms = split(ex["prompt"][:-1])
+    nums = terms if numbers else [t if t in "+-*" else str(val[t]) for t in terms]
+    assert str(eval("".join(nums))) == ex["target"], ex
+    return terms[::2]
+sets = {n: load(n) for n in ("augment_kv_subs", "augment_kv_lookup", "anchor_num_math", "compose_kv_math",
+                             "compose_kv_subs", "compose_num_math", "eval_kv_subs", "eval_kv_math", "eval_num_math")}
+for n, exs in sets.items():
+    for ex in exs:
+        if "kv_subs" in n:
+            assert ex["prompt"].startswith("s:") and ex["prompt"].endswith("="), ex
+            terms = split(ex["prompt"][2:-1])
+            assert "".join(t if t in "+-*" else str(val[t]) for t in terms) == ex["target"], ex
+            keys = terms[::2]
+        elif "lookup" in n:
+            terms = split(ex["prompt"][:-1])
+            assert ex["prompt"][-1] in "+-*=" and ex["target"] == str(val[terms[-1]]), ex
+            keys = terms[::2]
+        elif "num_math" in n:
+            check_math(ex, True)
+            keys = []
+        else:
+            keys = check_math(ex, False)
+        assert 3 <= len(split(ex["prompt"].removeprefix("s:")[:-1])[::2]) <= 4 or "lookup" in n, ex
+        if n.startswith("compose"):
+            assert all(k in comp for k in keys), (n, ex)
+        if n.startswith("eval"):
+            assert not any(k in comp for k in keys), (n, ex)
+train = {ex["prompt"] for n, exs in sets.items() if not n.startswith("eval") for ex in exs}
+for n in ("eval_kv_subs", "eval_kv_math", "eval_num_math"):
+    assert not any(ex["prompt"] in train for ex in sets[n]), n
+    assert len({ex["prompt"] for ex in sets[n]}) == len(sets[n]), n
+print("kv data ok:", {n: len(e) for n, e in sets.items()})
+PY
