@@ -93,3 +93,15 @@ void dist_train_reduce(void *ctx, float *grads, size_t n, double *lw) {
     MPI_Allreduce(MPI_IN_PLACE, lw, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     if (lw[1] > 0) scale_inplace(grads, n, (float)(1.0 / lw[1]));
 }
+
+long dist_max_long(void *ctx, long x) {
+    long y = x;
+    if (((Dist *)ctx)->mpi) MPI_Allreduce(&x, &y, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD);
+    return y;
+}
+
+long dist_sum_long(void *ctx, long x) {
+    long y = x;
+    if (((Dist *)ctx)->mpi) MPI_Allreduce(&x, &y, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+    return y;
+}

@@ -23,6 +23,10 @@ void dist_init(Dist *d, int *argc, char ***argv);
 int dist_expect_ranks(const Dist *d, int n);
 void dist_finalize(Dist *d);
 
+/* Collectives over the world for checkpoints and stop requests (ctx = Dist*). */
+long dist_max_long(void *ctx, long x);
+long dist_sum_long(void *ctx, long x);
+
 /* TrainConfig.reduce for data parallelism (ctx = Dist*): turns each replica's
  * mean-loss gradient into the gradient of the global weighted mean loss:
  * g = sum_r w_r g_r / sum_r w_r, where w_r is replica r's loss-weight sum, and

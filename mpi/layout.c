@@ -152,7 +152,9 @@ void layout_print(const Layout *lo, FILE *f) {
                     len += snprintf(conns + len, sizeof conns - len, "%s%d:%d", len ? "," : "", lo->conn[i].a,
                                     lo->conn[i].b);
         } else {
-            snprintf(blocks, sizeof blocks, "all of mA");
+            int a_max = 0;
+            for (int i = 0; i < lo->n_conn; i++) a_max = lo->conn[i].a > a_max ? lo->conn[i].a : a_max;
+            snprintf(blocks, sizeof blocks, "mA 0-%d", a_max); /* up to its highest connected block */
             /* every augment rank projects for every connection, on its micro-batches */
             snprintf(conns, sizeof conns, "projections of all %d, micro-batches m %% %d == %d", lo->n_conn, lo->A,
                      ri.index);

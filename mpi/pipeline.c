@@ -491,6 +491,12 @@ Composer *pipeline_composer(Pipeline *p) { return &p->comp; }
 
 const ModelConfig *pipeline_anchor_config(const Pipeline *p) { return &p->cfg_b; }
 
+int pipeline_owns_part(const Pipeline *p) { return p->counts; }
+
+void pipeline_layout_name(const Pipeline *p, char *buf, size_t n) {
+    snprintf(buf, n, "pipeline S=%d A=%d R=%d M=%d", p->S, p->A, p->R, p->M);
+}
+
 Trainable pipeline_trainable(Pipeline *p) {
     Trainable t = {p, p->comp.params, p->comp.grads, p->comp.num_params, p->own, p->n_own, pipe_step, pipe_save,
                    pipe_gather};

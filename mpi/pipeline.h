@@ -59,6 +59,11 @@ void pipeline_close(Pipeline *p);
  * used; all ranks initialise or load the full set identically). */
 Composer *pipeline_composer(Pipeline *p);
 const ModelConfig *pipeline_anchor_config(const Pipeline *p);
+/* This rank writes a checkpoint part: it is the one copy of its parameters
+ * that counts (replica 0; augment rank 0). */
+int pipeline_owns_part(const Pipeline *p);
+/* "S=2 A=1 R=1 M=4", for the record. */
+void pipeline_layout_name(const Pipeline *p, char *buf, size_t n);
 /* Trainable over this rank's own parameters; save and gather are collective. */
 Trainable pipeline_trainable(Pipeline *p);
 /* Fill B, row0, world, is_main, reduce, grad_sq, save_all of a TrainConfig. */

@@ -2,7 +2,8 @@
  *
  * A replica has S anchor stages (schedule ranks 0..S-1, stage s holds a
  * contiguous range of mB's layers) and A augment ranks (schedule ranks
- * S..S+A-1, each holding all of mA and the projections). A step processes M
+ * S..S+A-1, each holding mA up to its highest connected block and the
+ * projections). A step processes M
  * micro-batches; augment rank j handles micro-batch m when m mod A == j.
  *
  * The schedule is a list of actions per rank, generated before any work,

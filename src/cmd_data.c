@@ -64,6 +64,14 @@ static int seen_insert(Kv *kv, uint64_t h) { /* 1 if new */
     return 1;
 }
 
+static int seen_contains(const Kv *kv, uint64_t h) {
+    if (!kv->seen_cap) return 0;
+    h |= 1;
+    for (size_t j = h & (kv->seen_cap - 1); kv->seen[j]; j = (j + 1) & (kv->seen_cap - 1))
+        if (kv->seen[j] == h) return 1;
+    return 0;
+}
+
 static void make_table(Kv *kv) {
     int range = kv->hi - kv->lo + 1;
     kv->keys = xcalloc((size_t)kv->n_keys, sizeof *kv->keys);
@@ -141,6 +149,10 @@ static uint64_t expr_hash(const Expr *e) {
     return h;
 }
 
+enum { KV_SUBS, KV_MATH, NUM_MATH, KV_LOOKUP };
+
+static uint64_t task_hash(const Expr *e, int task) { return expr_hash(e) ^ (uint64_t)task * 0x9e3779b97f4a7c15ULL; }
+
 static void write_expr(FILE *f, const Kv *kv, const Expr *e, int values) {
     for (int i = 0; i < e->n; i++) {
         if (i) fputc(e->op[i - 1], f);
@@ -148,8 +160,6 @@ static void write_expr(FILE *f, const Kv *kv, const Expr *e, int values) {
         else fputs(kv->keys[e->key[i]], f);
     }
 }
-
-enum { KV_SUBS, KV_MATH, NUM_MATH, KV_LOOKUP };
 
 /* KV-LOOKUP: the first `upto` operands of e, the character that follows the
  * last of them (its operator, or "=" at the end), and that operand's value. */
@@ -199,12 +209,15 @@ static int write_set(Kv *kv, const char *dir, const char *name, long n, int pool
         Expr e;
         random_expr(kv, &e, pool);
         if (task == KV_LOOKUP) { /* few distinct short prefixes exist: repeats allowed */
-            write_lookup(f, kv, &e, 1 + (int)rng_below(&kv->rng, (uint64_t)e.n));
+            int upto = 1 + (int)rng_below(&kv->rng, (uint64_t)e.n);
+            /* uncut, the prompt is a KV-MATH prompt: never one of another set */
+            if (upto == e.n && seen_contains(kv, task_hash(&e, KV_MATH))) continue;
+            write_lookup(f, kv, &e, upto);
             made++;
             continue;
         }
         if (++tries > 50 * n + 1000) break;
-        if (!seen_insert(kv, expr_hash(&e) ^ (uint64_t)task * 0x9e3779b97f4a7c15ULL)) continue;
+        if (!seen_insert(kv, task_hash(&e, task))) continue;
         write_example(f, kv, &e, task);
         made++;
     }

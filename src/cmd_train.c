@@ -1,6 +1,9 @@
 /* cmd_train.c: `calm train` (a byte-level LM) and `calm compose` (CALM
  * composition of two frozen models). Both share the training options, the
  * data sources (text files or an LMDB shard store) and data parallelism. */
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 
 #include "blas.h"
 #include "checkpoint.h"
+#include "ckpt.h"
 #include "cli.h"
 #include "cmd.h"
 #include "common.h"
@@ -20,12 +24,24 @@
 
 /* ------------------------------------------------------- shared options */
 
+/* Exit status of a run stopped by SIGUSR1 / SIGTERM after writing its
+ * checkpoint: the batch script requeues the job on it (EX_TEMPFAIL). */
+#define CALM_EXIT_REQUEUE 75
+
 typedef struct {
     TrainConfig tc;
     long seed;
-    int threads, resume, expect_ranks;
+    int threads, expect_ranks;
     const char *data_dir, *langs;
     float alpha;
+    /* checkpoints and signals */
+    const char *resume, *ckpt_dir, *stop_signals;
+    long ckpt_every;
+    int keep;
+    /* filled by the command: what a resume must match, and who writes */
+    cJSON *config, *hyper;
+    char layout[128];
+    int writes_part;
 } RunOpts;
 
 static void run_opts_default(RunOpts *r) {
@@ -38,13 +54,26 @@ static void run_opts_default(RunOpts *r) {
     r->tc.optim.lr = 3e-3f;
     r->seed = 1;
     r->alpha = 0.3f;
+    r->keep = 3;
+    r->stop_signals = "USR1,TERM,INT";
+    r->config = cJSON_CreateObject();
+    r->hyper = cJSON_CreateObject();
+    snprintf(r->layout, sizeof r->layout, "single process");
+    r->writes_part = 1;
 }
 
 #define RUN_OPTS(r)                                                                                              \
     {"data", OPT_STR, &(r).data_dir, "LMDB shard store (calm shard build) instead of text files", 1, 0},        \
         {"alpha", OPT_FLOAT, &(r).alpha, "--data: language sampling p(L) ~ n_L^alpha", 0, 1},                    \
         {"langs", OPT_STR, &(r).langs, "--data: comma-separated languages to use (default: all)", 1, 0},        \
-        {"resume", OPT_FLAG, &(r).resume, "continue the run saved in --out (weights, optimizer, step)", 1, 0},  \
+        {"resume", OPT_STR, &(r).resume,                                                                        \
+         "auto: continue from the newest complete checkpoint (or start fresh if none); or a step directory", 1, 0}, \
+        {"checkpoint-dir", OPT_STR, &(r).ckpt_dir, "checkpoint directory (default: OUT/checkpoints)", 1, 0},     \
+        {"checkpoint-every", OPT_LONG, &(r).ckpt_every,                                                         \
+         "checkpoint every N steps (0: only when stopped by a signal)", 0, 1e12},                               \
+        {"keep", OPT_INT, &(r).keep, "complete checkpoints to keep", 1, 1 << 20},                                \
+        {"stop-signals", OPT_STR, &(r).stop_signals,                                                            \
+         "signals that checkpoint and stop after the current step: USR1/TERM exit 75 (requeue), INT exits 130", 1, 0}, \
         {"steps", OPT_LONG, &(r).tc.steps, "optimizer steps (0: write the initial weights)", 0, 1e12},                                          \
         {"batch", OPT_INT, &(r).tc.B, "global batch: sequences per step", 1, 1 << 20},                          \
         {"seq-len", OPT_INT, &(r).tc.T, "tokens per sequence (T)", 1, 1 << 20},                                 \
@@ -170,28 +199,144 @@ static void data_close(DataSource *d) {
     textdata_free(&d->text);
 }
 
-/* Optimizer state, resume, data, loop: the part both commands share. */
-static int run_training(const char *cmd, RunOpts *r, Trainable *tr, char **files, int nfiles, int vocab) {
-    TrainState st;
-    train_state_init(&st, tr->n);
-    if (r->resume) {
-        int got = train_state_load(&st, r->tc.out_dir);
-        if (got < 0) cli_fail(cmd);
-        if (got > 0) calm_log("resuming %s at step %ld", r->tc.out_dir, st.step);
+/* What a resume must match besides the command's own keys: the data. */
+static int add_data_config(RunOpts *r, char **files, int nfiles) {
+    cJSON *c = r->config;
+    if (r->data_dir) {
+        char real[PATH_MAX];
+        cJSON_AddStringToObject(c, "data", realpath(r->data_dir, real) ? real : r->data_dir);
+        ShardStore *st;
+        if (shard_store_open(&st, r->data_dir) != 0) return -1;
+        const ShardInfo *in = shard_store_info(st);
+        uint64_t samples = 0, tokens = 0;
+        for (int l = 0; l < in->n_langs; l++)
+            for (int k = 0; k < SHARD_N_SPLITS; k++) samples += in->langs[l].samples[k], tokens += in->langs[l].tokens[k];
+        char buf[96];
+        snprintf(buf, sizeof buf, "%llu samples, %llu tokens", (unsigned long long)samples, (unsigned long long)tokens);
+        cJSON_AddStringToObject(c, "data_size", buf);
+        cJSON_AddStringToObject(c, "langs", r->langs ? r->langs : "all");
+        cJSON_AddNumberToObject(c, "alpha", r->alpha);
+        shard_store_close(st);
+    } else {
+        cJSON *arr = cJSON_AddArrayToObject(c, "data_sha256");
+        for (int i = 0; i < nfiles; i++) {
+            char hex[65];
+            if (calm_sha256_file(files[i], hex) != 0) return -1;
+            cJSON_AddItemToArray(arr, cJSON_CreateString(hex));
+        }
     }
-    DataSource data;
-    BatchFn fn = NULL;
-    if (data_open(&data, r, files, nfiles, vocab, &fn) != 0) cli_fail(cmd);
-    if (train_run(tr, &st, &r->tc, fn, &data) != 0) cli_fail(cmd);
-    if (r->tc.is_main) calm_log("wrote %s", r->tc.out_dir);
-    data_close(&data);
-    train_state_free(&st);
+    cJSON_AddNumberToObject(c, "batch", r->tc.B * (r->tc.world > 0 ? r->tc.world : 1));
+    cJSON_AddNumberToObject(c, "seq_len", r->tc.T);
+    cJSON_AddNumberToObject(c, "seed", (double)r->seed);
+    const OptimConfig *o = &r->tc.optim;
+    cJSON *h = r->hyper;
+    cJSON_AddNumberToObject(h, "steps", (double)r->tc.steps);
+    cJSON_AddNumberToObject(h, "lr", o->lr);
+    cJSON_AddNumberToObject(h, "min_lr_frac", o->min_lr_frac);
+    cJSON_AddNumberToObject(h, "warmup", o->warmup_steps);
+    cJSON_AddNumberToObject(h, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(h, "beta1", o->beta1);
+    cJSON_AddNumberToObject(h, "beta2", o->beta2);
+    cJSON_AddNumberToObject(h, "adam_eps", o->eps);
+    cJSON_AddNumberToObject(h, "clip", o->clip);
     return 0;
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+static void on_stop_signal(int sig) { train_request_stop(sig); }
+
+/* "USR1,TERM,INT" -> handlers that only set the stop flag. */
+static int install_stop_signals(const char *list) {
+    static const struct {
+        const char *name;
+        int sig;
+    } known[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP}};
+    char *copy = xstrdup(list), *save = NULL;
+    int r = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(t, "SIG", 3)) t += 3;
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && strcmp(known[k].name, t)) k++;
+        if (k == sizeof known / sizeof *known) {
+            r = calm_error("--stop-signals '%s': unknown signal '%s' (USR1, USR2, TERM, INT, HUP)", list, t);
+            break;
+        }
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(known[k].sig, &sa, NULL);
+    }
+    free(copy);
+    return r;
+}
+
+/* A resumed run continues the metrics log: drop lines after its step (a
+ * crash may have logged steps whose checkpoint was never completed). */
+static void truncate_log(const char *path, long step) {
+    char *text;
+    size_t len;
+    if (!path || calm_read_file(path, &text, &len) != 0) return;
+    char *out = xmalloc(len + 1), *line = text;
+    size_t n = 0;
+    while (*line) {
+        char *nl = strchr(line, '\n');
+        size_t ll = nl ? (size_t)(nl - line + 1) : strlen(line);
+        const char *k = strstr(line, "\"step\": ");
+        if (k && k < line + ll && strtol(k + 8, NULL, 10) <= step) memcpy(out + n, line, ll), n += ll;
+        line += ll;
+    }
+    const void *bufs[] = {out};
+    calm_write_atomic(path, bufs, &n, 1);
+    free(out);
+    free(text);
+}
+
+/* Checkpoints, resume, signals, data, loop: the part both commands share.
+ * Returns the exit status. */
+static int run_training(const char *cmd, RunOpts *r, Trainable *tr, char **files, int nfiles, int vocab) {
+    if (add_data_config(r, files, nfiles) != 0) cli_fail(cmd);
+    char *cfg_json = cJSON_PrintUnformatted(r->config), *hyp_json = cJSON_PrintUnformatted(r->hyper);
+    char *ckdir = r->ckpt_dir ? xstrdup(r->ckpt_dir) : calm_path_join(r->tc.out_dir, "checkpoints");
+    CkptConfig ck = {ckdir, r->ckpt_every, r->keep, g_dist.rank, r->writes_part, g_dist.rank == 0,
+                     (uint64_t)r->seed, cfg_json, hyp_json, r->layout, {NULL, NULL, NULL}};
+    if (g_dist.size > 1) ck.comm = (CkptComm){&g_dist, dist_max_long, dist_sum_long};
+    r->tc.ckpt = &ck;
+    TrainState st;
+    train_state_init(&st, tr->n);
+    if (r->resume) {
+        int got = ckpt_resume(&ck, tr, &st, r->resume);
+        if (got < 0) cli_fail(cmd);
+        if (got) {
+            calm_log("resuming at step %ld from %s", st.step, strcmp(r->resume, "auto") ? r->resume : ckdir);
+            if (r->tc.is_main) truncate_log(r->tc.log_path, st.step);
+        } else {
+            calm_log("no checkpoint in %s: starting at step 0", ckdir);
+        }
+    }
+    if (install_stop_signals(r->stop_signals) != 0) cli_fail(cmd);
+    DataSource data;
+    BatchFn fn = NULL;
+    if (data_open(&data, r, files, nfiles, vocab, &fn) != 0) cli_fail(cmd);
+    int rc = train_run(tr, &st, &r->tc, fn, &data);
+    if (rc < 0) cli_fail(cmd);
+    int status = 0;
+    if (rc == TRAIN_STOPPED) {
+        int sig = train_stop_signal();
+        status = sig == SIGINT ? 128 + SIGINT : CALM_EXIT_REQUEUE;
+        calm_log("stopped by signal %d after step %ld; checkpoint in %s; exit status %d%s", sig, st.step, ckdir,
+                 status, status == CALM_EXIT_REQUEUE ? " (requeue and --resume auto)" : "");
+    } else if (r->tc.is_main) {
+        calm_log("wrote %s", r->tc.out_dir);
+    }
+    data_close(&data);
+    train_state_free(&st);
+    free(ckdir);
+    free(cfg_json);
+    free(hyp_json);
+    cJSON_Delete(r->config);
+    cJSON_Delete(r->hyper);
+    return status;
 }
 
 /* ------------------------------------------------------------------ train */
@@ -216,7 +361,8 @@ int cmd_train(int argc, char **argv) {
         OPT_END};
     const Command cmd = {"calm train", "--out DIR [options] (--data STORE | TEXT_FILE...)",
                          "Train a byte-level Llama-style LM on an LMDB shard store or on text files (each file one "
-                         "document), from random weights, from --model, or continuing a saved run with --resume. "
+                         "document), from random weights or from --model; checkpoints (--checkpoint-every, "
+                         "signals) let --resume auto continue a stopped run exactly. "
                          "Under mpirun/srun each rank trains its share of the global --batch.",
                          opts, 0, -1};
     char **files;
@@ -230,10 +376,12 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc;
 
     Model m;
-    const char *from = r.resume && is_dir(r.tc.out_dir) ? r.tc.out_dir : init;
-    if (from) {
-        if (model_load_dir(&m, from) != 0) cli_fail("train");
-        calm_log("loaded %s (%zu parameters)", from, m.num_params);
+    if (init) {
+        if (model_load_dir(&m, init) != 0) cli_fail("train");
+        calm_log("loaded %s (%zu parameters)", init, m.num_params);
+        char hex[65];
+        if (compose_model_hash(init, hex) != 0) cli_fail("train");
+        cJSON_AddStringToObject(r.config, "init_sha256", hex);
     } else {
         ModelConfig c;
         model_config_sized(&c, dim, layers, heads, kv_heads, ffn ? ffn : ((8 * dim / 3 + 31) / 32) * 32, vocab,
@@ -249,6 +397,13 @@ int cmd_train(int argc, char **argv) {
                 m.cfg.max_seq_len);
         return 2;
     }
+    char arch[256];
+    snprintf(arch, sizeof arch, "dim %d, layers %d, heads %d/%d, head_dim %d, ffn %d, vocab %d, max_seq %d, tie %d",
+             m.cfg.dim, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.head_dim, m.cfg.hidden_dim,
+             m.cfg.vocab_size, m.cfg.max_seq_len, m.cfg.tie_embeddings);
+    cJSON_AddStringToObject(r.config, "model", arch);
+    r.writes_part = g_dist.rank == 0; /* data-parallel replicas hold the same weights */
+    if (g_dist.size > 1) snprintf(r.layout, sizeof r.layout, "data parallel, %d ranks", g_dist.size);
     Trainable tr = trainable_model(&m);
     rc = run_training("train", &r, &tr, files, nfiles, m.cfg.vocab_size);
     model_free(&m);
@@ -275,6 +430,21 @@ static int compose_save(void *ctx, const char *dir) {
     return compose_save_dir(x->c, dir, x->anchor, x->augment);
 }
 
+/* What a composition's resume must match: both models and the wiring. */
+static int compose_config_json(const Composer *c, const char *anchor, const char *augment, cJSON *cfg) {
+    char ha[65], hb[65], conns[1024];
+    if (compose_model_hash(anchor, hb) != 0 || compose_model_hash(augment, ha) != 0) return -1;
+    cJSON_AddStringToObject(cfg, "anchor_sha256", hb);
+    cJSON_AddStringToObject(cfg, "augment_sha256", ha);
+    size_t k = 0;
+    conns[0] = 0;
+    for (int i = 0; i < c->cfg.n_conn && k < sizeof conns; i++)
+        k += (size_t)snprintf(conns + k, sizeof conns - k, "%s%d:%d", i ? "," : "", c->cfg.conn[i].a, c->cfg.conn[i].b);
+    cJSON_AddStringToObject(cfg, "connections", conns);
+    cJSON_AddNumberToObject(cfg, "heads", c->H);
+    return 0;
+}
+
 /* Options of the pipeline (--anchor-stages > 0). */
 typedef struct {
     int S, A, M, print;
@@ -294,16 +464,10 @@ static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const char *anchor,
     Pipeline *p;
     if (pipeline_open(&p, &po, &g_dist) != 0) cli_fail("compose");
     Composer *c = pipeline_composer(p);
-    char cfg_path[4096];
-    snprintf(cfg_path, sizeof cfg_path, "%s/%s", r->tc.out_dir, CALM_COMPOSE_CONFIG);
-    if (r->resume && access(cfg_path, F_OK) == 0) {
-        /* every rank reads the whole composition: parameters are saved
-         * whole, so a run may resume on another layout */
-        if (compose_verify_models(r->tc.out_dir, anchor, augment) != 0 || compose_load_weights(c, r->tc.out_dir) != 0)
-            cli_fail("compose: resume");
-    } else {
-        compose_init_random(c, (uint64_t)r->seed);
-    }
+    compose_init_random(c, (uint64_t)r->seed); /* on every rank alike; a resume overwrites its own part */
+    if (compose_config_json(c, anchor, augment, r->config) != 0) cli_fail("compose");
+    r->writes_part = pipeline_owns_part(p);
+    pipeline_layout_name(p, r->layout, sizeof r->layout);
     pipeline_train_config(p, &r->tc);
     Trainable tr = pipeline_trainable(p);
     rc = run_training("compose", r, &tr, files, nfiles, pipeline_anchor_config(p)->vocab_size);
@@ -362,15 +526,10 @@ int cmd_compose(int argc, char **argv) {
     cc.n_heads = heads;
     Composer c;
     if (compose_init(&c, &A, &B, &cc) != 0) cli_fail("compose");
-    const char *dir = r.tc.out_dir;
-    char cfg_path[4096];
-    snprintf(cfg_path, sizeof cfg_path, "%s/%s", dir, CALM_COMPOSE_CONFIG);
-    if (r.resume && access(cfg_path, F_OK) == 0) {
-        if (compose_verify_models(dir, anchor, augment) != 0 || compose_load_weights(&c, dir) != 0)
-            cli_fail("compose: resume");
-    } else {
-        compose_init_random(&c, (uint64_t)r.seed);
-    }
+    compose_init_random(&c, (uint64_t)r.seed);
+    if (compose_config_json(&c, anchor, augment, r.config) != 0) cli_fail("compose");
+    r.writes_part = g_dist.rank == 0;
+    if (g_dist.size > 1) snprintf(r.layout, sizeof r.layout, "data parallel, %d ranks", g_dist.size);
     if (r.tc.T > B.cfg.max_seq_len || r.tc.T > A.cfg.max_seq_len) {
         fprintf(stderr, "calm compose: --seq-len %d exceeds a model's max_position_embeddings\n", r.tc.T);
         return 2;

@@ -8,7 +8,15 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "ckpt.h"
 #include "common.h"
+
+#include <signal.h>
+
+static volatile sig_atomic_t g_stop_signal;
+
+void train_request_stop(int sig) { g_stop_signal = sig > 0 ? sig : 1; }
+int train_stop_signal(void) { return g_stop_signal; }
 
 static float model_step(void *ctx, const int *tokens, const int *targets, const float *weights, int B, int T) {
     Model *m = ctx;
@@ -165,6 +173,23 @@ int train_run(const Trainable *tr, TrainState *s, const TrainConfig *cfg, BatchF
             t_last = now;
             tokens_since = 0;
         }
+        /* a stop requested on any process stops all of them after the same step */
+        const struct CkptConfig *ck = cfg->ckpt;
+        int stop = g_stop_signal;
+        if (ck && ck->comm.max) g_stop_signal = stop = (int)ck->comm.max(ck->comm.ctx, stop);
+        if (last) stop = 0; /* finishing anyway: the final save and checkpoint follow */
+        int periodic = ck && ck->every > 0 && s->step % ck->every == 0 && !last;
+        if (ck && (periodic || stop)) {
+            if (ckpt_write(ck, tr, s) != 0) {
+                rc = -1;
+                break;
+            }
+            if (cfg->is_main) calm_log("checkpoint: step %ld in %s", s->step, ck->dir);
+        }
+        if (stop) {
+            rc = TRAIN_STOPPED;
+            break;
+        }
         int saver = cfg->is_main || cfg->save_all;
         if (saver && cfg->out_dir && cfg->save_every > 0 && s->step % cfg->save_every == 0 && !last)
             if (train_save(tr, s, cfg->out_dir) != 0) {
@@ -174,6 +199,9 @@ int train_run(const Trainable *tr, TrainState *s, const TrainConfig *cfg, BatchF
     }
     if (tty) fputc('\n', stderr);
     if (rc == 0 && (cfg->is_main || cfg->save_all) && cfg->out_dir) rc = train_save(tr, s, cfg->out_dir);
+    if (rc == 0 && cfg->ckpt && cfg->ckpt->every > 0) { /* the final state is a checkpoint too */
+        if (ckpt_write(cfg->ckpt, tr, s) != 0) rc = -1;
+    }
     if (log) fclose(log);
     free(tokens);
     free(targets);

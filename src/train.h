@@ -55,7 +55,20 @@ typedef struct {
      * NULL: the sum over this process's gradient. */
     double (*grad_sq)(void *ctx, const float *grads, size_t n);
     int save_all;        /* every process takes part in saving (Trainable.save and gather are collective) */
+    /* Checkpoints (ckpt.h) every ckpt->every steps and when a stop is
+     * requested; NULL: none. Its collectives also combine stop requests. */
+    const struct CkptConfig *ckpt;
 } TrainConfig;
+
+/* What train_run returns when a stop was requested (train_request_stop on
+ * any process): the checkpoint of the last finished step is written. */
+#define TRAIN_STOPPED 1
+
+/* Async-signal-safe: ask the running train_run to checkpoint after the
+ * current step and return TRAIN_STOPPED. sig is remembered (the largest
+ * over all processes wins) for train_stop_signal. */
+void train_request_stop(int sig);
+int train_stop_signal(void);
 
 typedef struct {
     float *adam_m, *adam_v;
@@ -70,7 +83,7 @@ int train_state_load(TrainState *s, const char *dir);
 /* Write the artefact (Trainable.save) and then the trainer state beside it. */
 int train_save(const Trainable *t, const TrainState *s, const char *dir);
 
-/* Run steps [s->step, cfg->steps). Returns 0 or -1. */
+/* Run steps [s->step, cfg->steps). Returns 0, TRAIN_STOPPED or -1. */
 int train_run(const Trainable *t, TrainState *s, const TrainConfig *cfg, BatchFn batch, void *batch_ctx);
 
 #endif

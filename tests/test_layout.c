@@ -159,7 +159,7 @@ static void test_roles(void **state) {
     assert_contains(buf, "layout: 12 ranks = 4 replicas x (2 anchor stages + 1 augment rank)");
     assert_contains(buf, "     6  anchor       2  0       0-3 +emb       3:1,5:3\n");
     assert_contains(buf, "     7  anchor       2  1       4-7 +head      6:4,11:7\n");
-    assert_contains(buf, "     8  augment      2  0       all of mA");
+    assert_contains(buf, "     8  augment      2  0       mA 0-11        projections of all 4");
     free(buf);
     layout_free(&lo);
 }

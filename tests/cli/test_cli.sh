@@ -41,7 +41,9 @@ expect_err "nomodel" "missing model dir"
 # Train until the text is memorised.
 expect_rc 0 "train" "$calm" train --out "$tmp/m" --dim 64 --layers 2 --heads 4 --seq-len 64 --batch 16 \
   --steps 300 --lr 5e-3 --warmup 20 --weight-decay 0 --log "$tmp/m.jsonl" --log-every 10 --threads 1 \
-  "$here/../data/memorise.txt"
+  --checkpoint-every 100 --keep 2 "$here/../data/memorise.txt"
+ls "$tmp/m/checkpoints" | tr '\n' ' ' | grep -qx "step-00000200 step-00000300 " && ok ||
+  fail "checkpoints: want step-00000200 and step-00000300 kept (--keep 2), got $(ls "$tmp/m/checkpoints" | tr '\n' ' ')"
 first=$(head -n 1 "$tmp/m.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
 last=$(tail -n 1 "$tmp/m.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
 echo "loss: first logged $first, last $last"
@@ -70,11 +72,17 @@ hdr=$(od -An -t u8 -N 8 "$tmp/logits.safetensors" | tr -d ' ')
 grep -q '"logits".*"shape":\[6,320\]' <(head -c $((8 + hdr)) "$tmp/logits.safetensors" | tail -c "$hdr" | tr -d ' ') && ok ||
   fail "forward header lacks logits [6,320]"
 
-# Resume continues from the saved step.
-expect_rc 0 "resume" "$calm" train --out "$tmp/m" --resume --steps 310 --seq-len 64 --batch 16 --threads 1 \
-  --log "$tmp/m.jsonl" --log-every 10 "$here/../data/memorise.txt"
+# Resume continues from the newest checkpoint (more steps: a changed setting, reported).
+expect_rc 0 "resume" "$calm" train --out "$tmp/m" --resume auto --steps 310 --seq-len 64 --batch 16 --threads 1 \
+  --dim 64 --layers 2 --heads 4 --lr 5e-3 --warmup 20 --weight-decay 0 --log "$tmp/m.jsonl" --log-every 10 \
+  "$here/../data/memorise.txt"
 tail -n 1 "$tmp/m.jsonl" | grep -q '"step": 310' && ok || fail "resume did not reach step 310"
-grep -q "resuming .* at step 300" "$tmp/err" && ok || fail "resume did not start at step 300"
+grep -q "resuming at step 300" "$tmp/err" && ok || fail "resume did not start at step 300"
+grep -q "changed settings (steps: checkpoint 300, this run 310)" "$tmp/err" && ok || fail "changed --steps not reported"
+# ... and refuses a checkpoint of another model.
+expect_rc 1 "resume other model" "$calm" train --out "$tmp/m" --resume auto --steps 310 --seq-len 64 --batch 16 \
+  --threads 1 --dim 32 --layers 2 --heads 4 "$here/../data/memorise.txt"
+expect_err "another configuration (model: checkpoint" "resume other model"
 
 # A truncated weights file is a clear error, not a crash.
 cp -r "$tmp/m" "$tmp/bad"
