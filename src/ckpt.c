@@ -216,6 +216,10 @@ int ckpt_write(const CkptConfig *c, const Trainable *t, const TrainState *s) {
         free(sdir);
         return -1;
     }
+    /* Fault injection for the crash tests: widen the window between the
+     * parts and DONE so that a SIGKILL lands in it often. */
+    const char *delay = getenv("CALM_TEST_CKPT_DELAY_MS");
+    if (delay && atoi(delay) > 0) usleep((useconds_t)atoi(delay) * 1000);
     if (c->is_main) {
         err = write_done(c, sdir, s->step, parts) != 0;
         if (!err) prune(c, s->step);

@@ -20,7 +20,8 @@
  * agree (a collective), each writes its part (temp file, fsync, rename),
  * all agree that every part was written, then the main process writes DONE
  * and prunes: complete checkpoints beyond the newest `keep`, and incomplete
- * ones older than the new one. */
+ * ones older than the new one. CALM_TEST_CKPT_DELAY_MS=N waits N ms between
+ * the parts and DONE (fault injection for the crash tests). */
 #ifndef CALM_CKPT_H
 #define CALM_CKPT_H
 
