@@ -2,14 +2,15 @@
 # Install calm's Debian packages if any are missing. Used by jobs/quickstart.sh
 # and tests/run.sh, so a fresh Debian 12 machine needs nothing else.
 #   jobs/install-deps.sh          build and run dependencies
-#   jobs/install-deps.sh --test   plus what the test suite needs (PyTorch for fixtures)
+#   jobs/install-deps.sh --test   plus what the test suite needs (PyTorch for fixtures, Slurm + munge
+#                                 for the one-node cluster of tests/slurm)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
           libblis-openmp-dev libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
           liblmdb-dev lmdb-utils libcjson-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libcmocka-dev python3 python3-numpy python3-torch)
+  packages+=(libcmocka-dev python3 python3-numpy python3-torch slurm-wlm munge)
 fi
 
 missing=()

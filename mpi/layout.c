@@ -103,6 +103,14 @@ void layout_free(Layout *lo) {
 
 void layout_rank(const Layout *lo, int rank, RankInfo *info) {
     int g = lo->S + lo->A;
+    if (lo->role_major) {
+        int anchors = lo->R * lo->S;
+        info->role = rank < anchors ? ROLE_ANCHOR : ROLE_AUGMENT;
+        info->replica = rank < anchors ? rank / lo->S : (rank - anchors) / lo->A;
+        info->index = rank < anchors ? rank % lo->S : (rank - anchors) % lo->A;
+        info->local = info->role == ROLE_ANCHOR ? info->index : lo->S + info->index;
+        return;
+    }
     info->replica = rank / g;
     info->local = rank % g;
     info->role = info->local < lo->S ? ROLE_ANCHOR : ROLE_AUGMENT;
@@ -110,6 +118,8 @@ void layout_rank(const Layout *lo, int rank, RankInfo *info) {
 }
 
 int layout_world_rank(const Layout *lo, int replica, RankRole role, int index) {
+    if (lo->role_major)
+        return role == ROLE_ANCHOR ? replica * lo->S + index : lo->R * lo->S + replica * lo->A + index;
     return replica * (lo->S + lo->A) + (role == ROLE_ANCHOR ? index : lo->S + index);
 }
 
@@ -135,8 +145,9 @@ void layout_costs(const ModelConfig *anchor, const ComposeConfig *cc, int Bsz, i
 }
 
 void layout_print(const Layout *lo, FILE *f) {
-    fprintf(f, "layout: %d ranks = %d replica%s x (%d anchor stage%s + %d augment rank%s)\n", lo->world, lo->R,
-            lo->R == 1 ? "" : "s", lo->S, lo->S == 1 ? "" : "s", lo->A, lo->A == 1 ? "" : "s");
+    fprintf(f, "layout: %d ranks = %d replica%s x (%d anchor stage%s + %d augment rank%s)%s\n", lo->world, lo->R,
+            lo->R == 1 ? "" : "s", lo->S, lo->S == 1 ? "" : "s", lo->A, lo->A == 1 ? "" : "s",
+            lo->role_major ? ", ranks ordered by role" : "");
     fprintf(f, "%6s  %-8s %5s  %-7s %-14s %s\n", "rank", "role", "repl", "index", "blocks", "connections (a:b)");
     for (int r = 0; r < lo->world; r++) {
         RankInfo ri;

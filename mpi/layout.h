@@ -6,6 +6,11 @@
  *     world rank = replica * (S + A) + local,
  *     local < S: anchor stage `local`;  local >= S: augment rank `local - S`.
  * The local index is also the rank's index in the replica's Schedule.
+ * With role_major (a Slurm heterogeneous job, whose components come in
+ * order: all anchor ranks, then all augment ranks) the world is ordered by
+ * role instead:
+ *     world rank = replica * S + stage               for anchor ranks,
+ *     world rank = R * S + replica * A + index      for augment ranks.
  *
  * The anchor's L blocks are split into S contiguous, non-empty ranges that
  * minimise the largest stage cost (the pipeline runs at the pace of its
@@ -33,6 +38,7 @@ typedef struct {
 
 typedef struct {
     int world, S, A, R;
+    int role_major;    /* world ordered by role (see above) instead of by replica */
     int L;             /* anchor blocks */
     int *first;        /* [S+1]: stage s holds blocks first[s] .. first[s+1]-1 */
     double *cost;      /* [S] cost of each stage (same units as the input costs) */

@@ -101,6 +101,7 @@ static int plan(const PipeOpts *o, int world, const ModelConfig *cb, const Compo
     int r = layout_plan(lo, world, o->S, o->A, cb->n_layers, cost, embed, head, &comp->cfg);
     free(cost);
     if (r) return -1;
+    lo->role_major = o->role_major;
     if (schedule_1f1b(sc, o->S, o->M, o->A, lo->stage_n_conn)) {
         layout_free(lo);
         return -1;

@@ -41,6 +41,7 @@ typedef struct {
     int use_default_connections;
     int S, A, M; /* anchor stages, augment ranks, micro-batches per step */
     int B, T;    /* global batch rows, sequence length */
+    int role_major; /* world ordered by role (Slurm heterogeneous jobs), see layout.h */
 } PipeOpts;
 
 typedef struct Pipeline Pipeline;

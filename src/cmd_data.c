@@ -28,6 +28,7 @@ typedef struct {
     const char *ops;
     int reverse; /* results written least-significant digit first */
     double compose_frac;
+    double lookup_numbers; /* KV-LOOKUP: share of operands that are numbers */
     Rng rng;
     char (*keys)[8];
     int *values;
@@ -107,6 +108,7 @@ static void make_table(Kv *kv) {
     }
 }
 
+/* An operand is a key index, or (KV-LOOKUP only) n_keys + v - lo: the number v. */
 typedef struct {
     int n;
     int key[8];
@@ -126,12 +128,14 @@ static void random_expr(Kv *kv, Expr *e, int pool) {
     }
 }
 
+static int operand_value(const Kv *kv, int k) { return k < kv->n_keys ? kv->values[k] : kv->lo + k - kv->n_keys; }
+
 /* Standard precedence: x binds tighter than + and -. */
 static long long expr_value(const Kv *kv, const Expr *e) {
-    long long total = 0, term = kv->values[e->key[0]];
+    long long total = 0, term = operand_value(kv, e->key[0]);
     int sign = 1;
     for (int i = 1; i < e->n; i++) {
-        long long v = kv->values[e->key[i]];
+        long long v = operand_value(kv, e->key[i]);
         if (e->op[i - 1] == '*') {
             term *= v;
         } else {
@@ -156,7 +160,7 @@ static uint64_t task_hash(const Expr *e, int task) { return expr_hash(e) ^ (uint
 static void write_expr(FILE *f, const Kv *kv, const Expr *e, int values) {
     for (int i = 0; i < e->n; i++) {
         if (i) fputc(e->op[i - 1], f);
-        if (values) fprintf(f, "%d", kv->values[e->key[i]]);
+        if (values || e->key[i] >= kv->n_keys) fprintf(f, "%d", operand_value(kv, e->key[i]));
         else fputs(kv->keys[e->key[i]], f);
     }
 }
@@ -168,7 +172,7 @@ static void write_lookup(FILE *f, const Kv *kv, const Expr *e, int upto) {
     head.n = upto;
     fputs("{\"prompt\": \"", f);
     write_expr(f, kv, &head, 0);
-    fprintf(f, "%c\", \"target\": \"%d\"}\n", upto < e->n ? e->op[upto - 1] : '=', kv->values[e->key[upto - 1]]);
+    fprintf(f, "%c\", \"target\": \"%d\"}\n", upto < e->n ? e->op[upto - 1] : '=', operand_value(kv, e->key[upto - 1]));
 }
 
 static void write_example(FILE *f, const Kv *kv, const Expr *e, int task) {
@@ -210,8 +214,14 @@ static int write_set(Kv *kv, const char *dir, const char *name, long n, int pool
         random_expr(kv, &e, pool);
         if (task == KV_LOOKUP) { /* few distinct short prefixes exist: repeats allowed */
             int upto = 1 + (int)rng_below(&kv->rng, (uint64_t)e.n);
-            /* uncut, the prompt is a KV-MATH prompt: never one of another set */
-            if (upto == e.n && seen_contains(kv, task_hash(&e, KV_MATH))) continue;
+            for (int i = 0; i < upto && kv->lookup_numbers > 0; i++)
+                if (rng_uniform(&kv->rng) < kv->lookup_numbers)
+                    e.key[i] = kv->n_keys + (int)rng_below(&kv->rng, (uint64_t)(kv->hi - kv->lo + 1));
+            /* uncut, the prompt looks like a KV-MATH (or, all numbers, a NUM-MATH) prompt:
+             * never one of another set */
+            int keys = 0;
+            for (int i = 0; i < e.n; i++) keys += e.key[i] < kv->n_keys;
+            if (upto == e.n && (!keys || seen_contains(kv, task_hash(&e, KV_MATH)))) continue;
             write_lookup(f, kv, &e, upto);
             made++;
             continue;
@@ -249,7 +259,7 @@ static int cmd_data_kv(int argc, char **argv) {
     const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
     int n_keys = 500, reverse = 0;
     long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500, n_lookup = 0, n_cnum = 0;
-    float frac = 0.2f;
+    float frac = 0.2f, lookup_numbers = 0.0f;
     const Opt opts[] = {{"out", OPT_STR, &out, "directory to write", 1, 0},
                         {"keys", OPT_INT, &n_keys, "keys in the table", 1, 1 << 20},
                         {"values", OPT_STR, &values, "value range LO:HI (values are distinct)", 1, 0},
@@ -261,6 +271,8 @@ static int cmd_data_kv(int argc, char **argv) {
                         {"compose-examples", OPT_LONG, &n_c, "composition examples (composition keys only)", 1, 1e9},
                         {"eval-examples", OPT_LONG, &n_eval, "examples per evaluation set", 1, 1e9},
                         {"lookup-examples", OPT_LONG, &n_lookup, "KV-LOOKUP examples for mA (all keys; 0: none)", 0, 1e9},
+                        {"lookup-numbers", OPT_FLOAT, &lookup_numbers, "KV-LOOKUP: share of operands that are "
+                                                                        "numbers, which stand for themselves", 0, 1},
                         {"compose-num-math", OPT_LONG, &n_cnum, "NUM-MATH examples for the composition set "
                                                                  "(0: none)", 0, 1e9},
                         {"reverse", OPT_FLAG, &reverse, "write results least-significant digit first (-14 -> -41), "
@@ -286,6 +298,7 @@ static int cmd_data_kv(int argc, char **argv) {
     kv.n_keys = n_keys;
     kv.ops = ops;
     kv.compose_frac = frac;
+    kv.lookup_numbers = lookup_numbers;
     kv.reverse = reverse;
     if (parse_range(values, &kv.lo, &kv.hi, "values") || parse_range(operands, &kv.min_operands, &kv.max_operands, "operands"))
         cli_fail(NULL);

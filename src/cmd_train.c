@@ -448,12 +448,18 @@ static int compose_config_json(const Composer *c, const char *anchor, const char
 /* Options of the pipeline (--anchor-stages > 0). */
 typedef struct {
     int S, A, M, print;
+    const char *order;
 } PipeFlags;
 
 /* `calm compose` with the anchor split over ranks (mpi/pipeline.h). */
 static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const char *anchor, const char *augment,
                             const ComposeConfig *cc, int default_conns, char **files, int nfiles) {
-    PipeOpts po = {anchor, augment, *cc, default_conns, pf->S, pf->A, pf->M, r->tc.B, r->tc.T};
+    int role_major = pf->order && !strcmp(pf->order, "role");
+    if (pf->order && !role_major && strcmp(pf->order, "replica") != 0) {
+        fprintf(stderr, "calm compose: --rank-order '%s': use replica or role\n", pf->order);
+        return 2;
+    }
+    PipeOpts po = {anchor, augment, *cc, default_conns, pf->S, pf->A, pf->M, r->tc.B, r->tc.T, role_major};
     if (pf->print) {
         int world = g_dist.size > 1 ? g_dist.size : pf->S + pf->A;
         if (g_dist.rank == 0 && pipeline_print_plan(&po, world, stdout) != 0) cli_fail("compose");
@@ -482,7 +488,7 @@ int cmd_compose(int argc, char **argv) {
     r.tc.optim.weight_decay = 0.0f;
     const char *anchor = NULL, *augment = NULL, *conns = NULL;
     int heads = 0;
-    PipeFlags pf = {0, 1, 4, 0};
+    PipeFlags pf = {0, 1, 4, 0, NULL};
     const Opt opts[] = {
         {"anchor", OPT_STR, &anchor, "anchor model mB (HF directory); frozen", 1, 0},
         {"augment", OPT_STR, &augment, "augmenting model mA (HF directory); frozen", 1, 0},
@@ -494,6 +500,9 @@ int cmd_compose(int argc, char **argv) {
          "pipeline: split the anchor over S ranks (0: every rank holds both models, data parallel)", 0, 4096},
         {"augment-ranks", OPT_INT, &pf.A, "pipeline: ranks running mA and the projections, per replica", 1, 4096},
         {"micro-batches", OPT_INT, &pf.M, "pipeline: micro-batches per replica and step (1F1B)", 1, 1 << 20},
+        {"rank-order", OPT_STR, &pf.order,
+         "pipeline: replica (each replica's ranks contiguous, default) or role (all anchor ranks, then all augment "
+         "ranks: Slurm heterogeneous jobs)", 1, 0},
         {"print-schedule", OPT_FLAG, &pf.print, "pipeline: print the rank layout and the schedule grid, then exit",
          1, 0},
         OPT_END};

@@ -150,6 +150,22 @@ static void test_roles(void **state) {
         assert_int_equal(layout_world_rank(&lo, ri.replica, ri.role, ri.index), r);
     }
 
+    /* ordered by role (Slurm heterogeneous jobs): 8 anchor ranks, then 4 augment ranks */
+    lo.role_major = 1;
+    layout_rank(&lo, 7, &ri);
+    assert_int_equal(ri.role, ROLE_ANCHOR);
+    assert_int_equal(ri.replica, 3);
+    assert_int_equal(ri.index, 1);
+    layout_rank(&lo, 9, &ri);
+    assert_int_equal(ri.role, ROLE_AUGMENT);
+    assert_int_equal(ri.replica, 1);
+    assert_int_equal(ri.local, 2);
+    for (int r = 0; r < lo.world; r++) {
+        layout_rank(&lo, r, &ri);
+        assert_int_equal(layout_world_rank(&lo, ri.replica, ri.role, ri.index), r);
+    }
+    lo.role_major = 0;
+
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);

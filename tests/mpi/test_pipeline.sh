@@ -50,6 +50,17 @@ PY
   done
 done
 
+# Ranks ordered by role (Slurm heterogeneous jobs: all anchors, then all augment ranks).
+name=S2A1R2M4role
+if mpirun -np 6 "$calm" compose --out "$tmp/$name" "${common[@]}" --anchor-stages 2 --augment-ranks 1 \
+     --micro-batches 4 --rank-order role 2>"$tmp/$name.err"; then
+  grep -q "ranks ordered by role" "$tmp/$name.err" || { echo "FAIL $name: layout table lacks the order"; status=1; }
+  /usr/bin/python3 "$here/tools/st_diff.py" "$tmp/single/calm.safetensors" "$tmp/$name/calm.safetensors" \
+    --rtol 0 --atol-frac 1e-5 || { echo "FAIL $name: parameters differ"; status=1; }
+else
+  echo "FAIL $name: run failed"; tail -5 "$tmp/$name.err"; status=1
+fi
+
 # The schedule can be printed without running anything.
 "$calm" compose --out "$tmp/x" "${common[@]}" --anchor-stages 2 --augment-ranks 1 --micro-batches 4 --print-schedule \
   >"$tmp/grid" 2>&1
