@@ -26,7 +26,7 @@ calm_run() {
   [[ -x $CALM_BIN ]] || { calm_log_job "no calm binary at $CALM_BIN (set CALM_BIN or CALM_ROOT)"; exit 1; }
   local launch=()
   case "${CALM_LAUNCH:-srun}" in
-    srun) launch=(srun --mpi=pmix --kill-on-bad-exit=1) ;;
+    srun) launch=(srun --mpi=pmix --kill-on-bad-exit=1 ${CALM_SRUN_ARGS:-}) ;; # CALM_SRUN_ARGS: e.g. --het-group=0,1
     mpirun) launch=(mpirun -np "${SLURM_NTASKS:-1}") ;;
     none) launch=() ;;
     *) calm_log_job "CALM_LAUNCH='$CALM_LAUNCH': use srun, mpirun or none"; exit 2 ;;
