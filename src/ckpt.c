@@ -23,17 +23,19 @@ void ckpt_step_name(long step, char *buf, size_t n) { snprintf(buf, n, "step-%08
 static long coll_max(const CkptConfig *c, long x) { return c->comm.max ? c->comm.max(c->comm.ctx, x) : x; }
 static long coll_sum(const CkptConfig *c, long x) { return c->comm.sum ? c->comm.sum(c->comm.ctx, x) : x; }
 
-/* 64-bit checksum of a byte range (word-wise splitmix; detects any flipped byte
- * with probability 1 - 2^-64). */
+/* 64-bit checksum of a byte range, fed 4 bytes at a time so that a sequence
+ * of float arrays gives the same value fed array by array (writing) or as
+ * one range (the data area, reading). Detects any flipped byte with
+ * probability 1 - 2^-64. */
 static uint64_t checksum_update(uint64_t h, const void *data, size_t n) {
     const uint8_t *p = data;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
         h = calm_hash64(h ^ w) + 0x9e3779b97f4a7c15ULL;
     }
-    for (; i < n; i++) h = calm_hash64(h ^ p[i]);
+    for (; i < n; i++) h = calm_hash64(h ^ (0x100u | p[i]));
     return h;
 }
 
