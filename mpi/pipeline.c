@@ -17,7 +17,10 @@
  * then DRAINING until the sends from its buffers complete. */
 enum { SLOT_FREE, SLOT_BUSY, SLOT_DRAINING };
 
-#define MAX_SLOT_SENDS 64
+/* Sends from one slot: an anchor stage sends at most 3 messages per
+ * micro-batch, an augment rank one per stage with connections (at most
+ * COMPOSE_MAX_CONN). */
+#define MAX_SLOT_SENDS COMPOSE_MAX_CONN
 
 typedef struct {
     int state;
@@ -56,6 +59,7 @@ struct Pipeline {
     int *recv_posted;
     float *scratch;
     Slot *cur;       /* the slot the hooks work on */
+    int cur_mb;      /* and its micro-batch */
     /* this step */
     const int *tokens, *targets;
     const float *weights;
@@ -248,8 +252,6 @@ static void post_projections(Pipeline *p, Slot *s, int m) {
     }
 }
 
-static int g_aug_mb; /* micro-batch of the running augment forward (for its hook) */
-
 static void augment_hook(void *ctx, int layer, float *x, int B, int T) {
     Pipeline *p = ctx;
     Slot *s = p->cur;
@@ -262,7 +264,7 @@ static void augment_hook(void *ctx, int layer, float *x, int B, int T) {
         s->projected[i] = 1;
         any = 1;
     }
-    if (any) post_projections(p, s, g_aug_mb); /* as soon as a stage's last one is ready */
+    if (any) post_projections(p, s, p->cur_mb); /* as soon as a stage's last one is ready */
 }
 
 static void compute(Pipeline *p, const Action *a) {
@@ -270,6 +272,7 @@ static void compute(Pipeline *p, const Action *a) {
     const size_t off = (size_t)m * p->b * p->T, ND = (size_t)p->N * p->comp.dB, NA = (size_t)p->N * p->comp.dA;
     Slot *s = slot_get(p, m);
     p->cur = s;
+    p->cur_mb = m;
     switch (a->kind) {
     case ACT_FWD: {
         Activations keep = p->model.acts;
@@ -295,7 +298,6 @@ static void compute(Pipeline *p, const Action *a) {
         break;
     }
     case ACT_AUG_FWD:
-        g_aug_mb = m;
         model_forward_trunk(&p->model, p->tokens + off, p->b, p->T, p->comp.a_max + 1, augment_hook, p);
         break;
     case ACT_AUG_ACCUM:
