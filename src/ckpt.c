@@ -110,7 +110,7 @@ static int list_steps(const char *dir, StepDir **out) {
         n++;
     }
     closedir(d);
-    qsort(*out, (size_t)n, sizeof(StepDir), cmp_step_desc);
+    if (n > 1) qsort(*out, (size_t)n, sizeof(StepDir), cmp_step_desc);
     return n;
 }
 

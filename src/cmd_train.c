@@ -38,7 +38,9 @@ typedef struct {
     const char *resume, *ckpt_dir, *stop_signals;
     long ckpt_every;
     int keep;
-    /* filled by the command: what a resume must match, and who writes */
+    /* filled by the command: what a resume must match (created on first
+     * use with run_config: usage errors before that leave nothing to free),
+     * and who writes */
     cJSON *config, *hyper;
     char layout[128];
     int writes_part;
@@ -56,8 +58,6 @@ static void run_opts_default(RunOpts *r) {
     r->alpha = 0.3f;
     r->keep = 3;
     r->stop_signals = "USR1,TERM,INT";
-    r->config = cJSON_CreateObject();
-    r->hyper = cJSON_CreateObject();
     snprintf(r->layout, sizeof r->layout, "single process");
     r->writes_part = 1;
 }
@@ -199,9 +199,12 @@ static void data_close(DataSource *d) {
     textdata_free(&d->text);
 }
 
+static cJSON *run_config(RunOpts *r) { return r->config ? r->config : (r->config = cJSON_CreateObject()); }
+static cJSON *run_hyper(RunOpts *r) { return r->hyper ? r->hyper : (r->hyper = cJSON_CreateObject()); }
+
 /* What a resume must match besides the command's own keys: the data. */
 static int add_data_config(RunOpts *r, char **files, int nfiles) {
-    cJSON *c = r->config;
+    cJSON *c = run_config(r);
     if (r->data_dir) {
         char real[PATH_MAX];
         cJSON_AddStringToObject(c, "data", realpath(r->data_dir, real) ? real : r->data_dir);
@@ -229,7 +232,7 @@ static int add_data_config(RunOpts *r, char **files, int nfiles) {
     cJSON_AddNumberToObject(c, "seq_len", r->tc.T);
     cJSON_AddNumberToObject(c, "seed", (double)r->seed);
     const OptimConfig *o = &r->tc.optim;
-    cJSON *h = r->hyper;
+    cJSON *h = run_hyper(r);
     cJSON_AddNumberToObject(h, "steps", (double)r->tc.steps);
     cJSON_AddNumberToObject(h, "lr", o->lr);
     cJSON_AddNumberToObject(h, "min_lr_frac", o->min_lr_frac);
@@ -336,6 +339,7 @@ static int run_training(const char *cmd, RunOpts *r, Trainable *tr, char **files
     free(hyp_json);
     cJSON_Delete(r->config);
     cJSON_Delete(r->hyper);
+    r->config = r->hyper = NULL;
     return status;
 }
 
@@ -379,9 +383,6 @@ int cmd_train(int argc, char **argv) {
     if (init) {
         if (model_load_dir(&m, init) != 0) cli_fail("train");
         calm_log("loaded %s (%zu parameters)", init, m.num_params);
-        char hex[65];
-        if (compose_model_hash(init, hex) != 0) cli_fail("train");
-        cJSON_AddStringToObject(r.config, "init_sha256", hex);
     } else {
         ModelConfig c;
         model_config_sized(&c, dim, layers, heads, kv_heads, ffn ? ffn : ((8 * dim / 3 + 31) / 32) * 32, vocab,
@@ -395,13 +396,19 @@ int cmd_train(int argc, char **argv) {
     if (r.tc.T > m.cfg.max_seq_len) {
         fprintf(stderr, "calm train: --seq-len %d exceeds the model's max_position_embeddings %d\n", r.tc.T,
                 m.cfg.max_seq_len);
+        model_free(&m);
         return 2;
+    }
+    if (init) {
+        char hex[65];
+        if (compose_model_hash(init, hex) != 0) cli_fail("train");
+        cJSON_AddStringToObject(run_config(&r), "init_sha256", hex);
     }
     char arch[256];
     snprintf(arch, sizeof arch, "dim %d, layers %d, heads %d/%d, head_dim %d, ffn %d, vocab %d, max_seq %d, tie %d",
              m.cfg.dim, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.head_dim, m.cfg.hidden_dim,
              m.cfg.vocab_size, m.cfg.max_seq_len, m.cfg.tie_embeddings);
-    cJSON_AddStringToObject(r.config, "model", arch);
+    cJSON_AddStringToObject(run_config(&r), "model", arch);
     r.writes_part = g_dist.rank == 0; /* data-parallel replicas hold the same weights */
     if (g_dist.size > 1) snprintf(r.layout, sizeof r.layout, "data parallel, %d ranks", g_dist.size);
     Trainable tr = trainable_model(&m);
@@ -471,7 +478,7 @@ static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const char *anchor,
     if (pipeline_open(&p, &po, &g_dist) != 0) cli_fail("compose");
     Composer *c = pipeline_composer(p);
     compose_init_random(c, (uint64_t)r->seed); /* on every rank alike; a resume overwrites its own part */
-    if (compose_config_json(c, anchor, augment, r->config) != 0) cli_fail("compose");
+    if (compose_config_json(c, anchor, augment, run_config(r)) != 0) cli_fail("compose");
     r->writes_part = pipeline_owns_part(p);
     pipeline_layout_name(p, r->layout, sizeof r->layout);
     pipeline_train_config(p, &r->tc);
@@ -531,18 +538,20 @@ int cmd_compose(int argc, char **argv) {
     Model A, B;
     if (model_load_dir(&B, anchor) != 0) cli_fail("compose: anchor");
     if (model_load_dir(&A, augment) != 0) cli_fail("compose: augment");
+    if (r.tc.T > B.cfg.max_seq_len || r.tc.T > A.cfg.max_seq_len) {
+        fprintf(stderr, "calm compose: --seq-len %d exceeds a model's max_position_embeddings\n", r.tc.T);
+        model_free(&A);
+        model_free(&B);
+        return 2;
+    }
     if (!conns) compose_default_connections(&A.cfg, &B.cfg, &cc);
     cc.n_heads = heads;
     Composer c;
     if (compose_init(&c, &A, &B, &cc) != 0) cli_fail("compose");
     compose_init_random(&c, (uint64_t)r.seed);
-    if (compose_config_json(&c, anchor, augment, r.config) != 0) cli_fail("compose");
+    if (compose_config_json(&c, anchor, augment, run_config(&r)) != 0) cli_fail("compose");
     r.writes_part = g_dist.rank == 0;
     if (g_dist.size > 1) snprintf(r.layout, sizeof r.layout, "data parallel, %d ranks", g_dist.size);
-    if (r.tc.T > B.cfg.max_seq_len || r.tc.T > A.cfg.max_seq_len) {
-        fprintf(stderr, "calm compose: --seq-len %d exceeds a model's max_position_embeddings\n", r.tc.T);
-        return 2;
-    }
     char line[1024];
     int k = 0;
     for (int i = 0; i < cc.n_conn; i++)
