@@ -11,24 +11,50 @@
 # Output: runs/kv-<preset>/results.json and results.md.
 #
 # Usage: jobs/kv-arithmetic.sh [--preset tiny|quick|small|paper] [--out DIR] [--threads N]
+#                              [--pipeline S:A:M] [--resume N]
+#   --pipeline S:A:M  run the compositions on S+A local MPI ranks: the anchor in S
+#                     pipeline stages, A augment ranks, M micro-batches per step
+#   --resume N        checkpoint every training every N steps and continue each from
+#                     its newest checkpoint (jobs/kv-arithmetic.sbatch); USR1 stops
+#                     the running training with a checkpoint and exits 75
 #   tiny   under a minute: checks the pipeline (CI runs it); accuracies mean nothing
 #   quick  a few minutes (jobs/quickstart.sh)
 #   small  the reference run for this 2-core machine (docs/kv-arithmetic.md)
 #   paper  larger models and data, closer to the paper's scale (hours)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-preset=tiny out="" threads=${CALM_THREADS:-0} conn=""
+preset=tiny out="" threads=${CALM_THREADS:-0} conn="" pipeline="" resume="" cmdline="jobs/kv-arithmetic.sh $*"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --pipeline) pipeline=$2; shift 2 ;;
+    --resume) resume=$2; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "kv-arithmetic.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 out=${out:-$root/runs/kv-$preset}
 calm=${CALM_BIN:-$root/build/calm}
+# Stopping (kv-arithmetic.sbatch sends USR1 to the whole process group): the
+# running calm checkpoints and exits 75, which ends this script with 75; a
+# signal between trainings ends it before the next one starts.
+kv_stop=0
+trap 'kv_stop=1' USR1
+next() { [[ $kv_stop -eq 0 ]] || { echo "kv-arithmetic.sh: stopped by a signal" >&2; exit 75; }; }
+ckpt=()
+[[ -n $resume ]] && ckpt=(--checkpoint-every "$resume" --resume auto)
+launch=() pipe=()
+if [[ -n $pipeline ]]; then
+  IFS=: read -r pS pA pM <<<"$pipeline"
+  [[ $pS =~ ^[0-9]+$ && $pA =~ ^[0-9]+$ && ${pM:-4} =~ ^[0-9]+$ ]] ||
+    { echo "kv-arithmetic.sh: --pipeline '$pipeline': expected S:A:M, e.g. 2:1:4" >&2; exit 2; }
+  launch=(mpirun -np $((pS + pA)))
+  [[ $(id -u) -eq 0 ]] && launch+=(--allow-run-as-root)
+  (( pS + pA > $(nproc) )) && launch+=(--oversubscribe)
+  pipe=(--anchor-stages "$pS" --augment-ranks "$pA" --micro-batches "${pM:-4}")
+fi
 
 case "$preset" in
   tiny)  # data: keys values operands ops; sizes; steps; batches; eval size
@@ -87,19 +113,23 @@ store anchor_num_math anchor_num_math
 store compose_kv_math compose_kv_math compose_num_math
 store compose_kv_subs compose_kv_subs compose_num_math
 
-common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 --weight-decay 0.01)
+common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 --weight-decay 0.01 "${ckpt[@]}")
+next
 log "mA: KV-SUBS ($steps_a steps)"
 "$calm" train --out "$out/mA" --data "$out/stores/augment_kv_subs" "${A[@]}" --steps "$steps_a" --lr "$lr" \
   --warmup $((steps_a / 20 + 1)) --seed 11 --log "$out/mA.jsonl" "${common[@]}"
+next
 log "mB: NUM-MATH ($steps_b steps)"
 "$calm" train --out "$out/mB" --data "$out/stores/anchor_num_math" "${B[@]}" --steps "$steps_b" --lr "$lr" \
   --warmup $((steps_b / 20 + 1)) --seed 12 --log "$out/mB.jsonl" "${common[@]}"
+next
 log "random mA (ablation)"
 "$calm" train --out "$out/mA_random" --data "$out/stores/augment_kv_subs" "${A[@]}" --steps 0 --seed 13 "${common[@]}"
 
 compose() { # compose NAME AUGMENT STORE
-  log "CALM $1 ($steps_c steps)"
-  "$calm" compose --anchor "$out/mB" --augment "$2" --out "$out/$1" --data "$out/stores/$3" --steps "$steps_c" \
+  next
+  log "CALM $1 ($steps_c steps)${pipeline:+ on local MPI ranks, S:A:M = $pipeline}"
+  "${launch[@]}" "$calm" compose "${pipe[@]}" --anchor "$out/mB" --augment "$2" --out "$out/$1" --data "$out/stores/$3" --steps "$steps_c" \
     --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 --log "$out/$1.jsonl" ${conn:+--connections "$conn"} \
     "${common[@]}"
 }
@@ -107,6 +137,7 @@ compose calm "$out/mA" compose_kv_math
 compose calm_dc_kv_subs "$out/mA" compose_kv_subs
 compose calm_random_mA "$out/mA_random" compose_kv_math
 
+next
 log "evaluation"
 evaluate() { # evaluate NAME (--model DIR | --calm DIR)
   local name=$1; shift
@@ -124,9 +155,9 @@ evaluate() { # evaluate NAME (--model DIR | --calm DIR)
 } >"$out/eval.jsonl"
 elapsed=$(( $(date +%s) - start ))
 
-/usr/bin/python3 - "$out" "$preset" "$elapsed" <<'PY'
+/usr/bin/python3 - "$out" "$preset" "$elapsed" "$cmdline" "$threads" <<'PY'
 import json, sys
-out, preset, elapsed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out, preset, elapsed, cmdline, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 res = {}
 for line in open(f"{out}/eval.jsonl"):
     o = json.loads(line)
@@ -145,7 +176,8 @@ for key, label in names:
     rows.append(f"| {label} | " + " | ".join(cells) + f" | {paper.get((key, 'kv_math'), '')} |")
 md = [f"# Key-value arithmetic, preset `{preset}`", "",
       "Exact-match accuracy of greedy answers on held-out sets; KV sets use only keys outside the",
-      f"composition's 20%. Produced by `jobs/kv-arithmetic.sh --preset {preset}` in {elapsed // 60} min {elapsed % 60} s.",
+      f"composition's 20%. Produced by `{cmdline}` in {elapsed // 60} min {elapsed % 60} s",
+      f"(threads per process: {threads if threads != '0' else 'all cores'}).",
       "", *rows, ""]
 open(f"{out}/results.md", "w").write("\n".join(md))
 print("\n".join(md))

@@ -4,7 +4,8 @@
 # a small CALM composition on the key-value arithmetic task (CALM section 4.1).
 #   - mA (augmenting) memorises a key -> value table (KV-SUBS),
 #   - mB (anchor) learns arithmetic on numbers (NUM-MATH),
-#   - CALM composes them on 20% of the keys and is scored on held-out keys (KV-MATH),
+#   - CALM composes them on 20% of the keys, on 3 local MPI ranks (the anchor in
+#     2 pipeline stages, 1 augment rank), and is scored on held-out keys (KV-MATH),
 #   - then a composed model answers a prompt with cached generation.
 # Takes a few minutes on 2 cores. Environment:
 #   CALM_QUICKSTART_OUT   output directory (default runs/quickstart)
@@ -15,7 +16,7 @@ jobs/install-deps.sh
 jobs/build.sh
 out=${CALM_QUICKSTART_OUT:-runs/quickstart}
 
-jobs/kv-arithmetic.sh --preset quick --out "$out"
+jobs/kv-arithmetic.sh --preset quick --out "$out" --pipeline 2:1:4
 
 echo "== a composed model answers (greedy, KV caches for both models) =="
 prompt=$(head -n 1 "$out/data/eval_kv_math.jsonl" | sed 's/.*"prompt": "\([^"]*\)".*/\1/')

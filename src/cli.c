@@ -108,6 +108,14 @@ void cli_parse(const Command *cmd, int argc, char **argv, char ***pos, int *npos
         if (!val) {
             if (i + 1 >= argc) usage_error(cmd, "--%s needs a value%s", o->name, "");
             val = argv[++i];
+            /* `--resume --data X` would make "--data" the value: a value that
+             * looks like an option must be given as --name=value */
+            if (val[0] == '-' && val[1] == '-') {
+                char msg[256];
+                snprintf(msg, sizeof msg, "--%s needs a value, got the option '%s' (write --%s=VALUE if the value "
+                         "starts with --)", o->name, val, o->name);
+                usage_error(cmd, "%s%s", msg, "");
+            }
         }
         set_value(cmd, o, val);
     }

@@ -33,6 +33,8 @@ expect_err "'12x' is not an integer" "bad integer"
 expect_rc 2 "out of range" "$calm" train --out "$tmp/x" --lr -1 "$here/../data/memorise.txt"
 expect_rc 2 "missing value" "$calm" train --out
 expect_rc 2 "missing --out" "$calm" train "$here/../data/memorise.txt"
+expect_rc 2 "option as a value" "$calm" compose --anchor a --augment b --out c --resume --data d
+expect_err "--resume needs a value, got the option '--data'" "option as a value"
 expect_rc 1 "missing input file" "$calm" train --out "$tmp/x" "$tmp/nope.txt"
 expect_err "nope.txt: cannot open" "missing input file"
 expect_rc 1 "missing model dir" "$calm" eval --model "$tmp/nomodel" "$here/../data/memorise.txt"
