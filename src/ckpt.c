@@ -186,16 +186,10 @@ static int write_done(const CkptConfig *c, const char *sdir, long step, long par
     cJSON *hyp = cJSON_Parse(c->hyper_json ? c->hyper_json : "{}");
     cJSON_AddItemToObject(j, "hyper", hyp ? hyp : cJSON_CreateObject());
     cJSON_AddStringToObject(j, "layout", c->layout ? c->layout : "");
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    size_t len = strlen(text);
-    text = xrealloc(text, len + 2);
-    text[len++] = '\n';
     char *path = calm_path_join(sdir, CKPT_DONE);
-    const void *bufs[] = {text};
-    int r = calm_write_atomic(path, bufs, &len, 1);
+    int r = calm_write_json(path, j);
+    cJSON_Delete(j);
     free(path);
-    free(text);
     return r;
 }
 

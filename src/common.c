@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -221,4 +223,14 @@ char *calm_path_join(const char *dir, const char *name) {
     if (a > 0 && dir[a - 1] != '/') s[k++] = '/';
     memcpy(s + k, name, b + 1);
     return s;
+}
+
+int calm_write_json(const char *path, const cJSON *root) {
+    char *text = cJSON_Print(root);
+    if (!text) calm_fatal("free memory", "out of memory printing %s", path);
+    const void *bufs[2] = {text, "\n"};
+    size_t lens[2] = {strlen(text), 1};
+    int r = calm_write_atomic(path, bufs, lens, 2);
+    cJSON_free(text);
+    return r;
 }

@@ -68,6 +68,10 @@ int calm_read_file(const char *path, char **data, size_t *len);
  * directory, fsync, rename over path, fsync the directory. On failure the old
  * file (if any) is untouched and the temp file is removed. */
 int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n);
+/* Write a cJSON document (indented, with a final newline) atomically; the
+ * caller keeps and deletes root. */
+struct cJSON;
+int calm_write_json(const char *path, const struct cJSON *root);
 
 /* mkdir -p; 0 on success or if it exists as a directory. */
 int calm_mkdirs(const char *path);

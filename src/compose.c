@@ -450,16 +450,10 @@ int compose_save_dir(const Composer *c, const char *dir, const char *anchor_dir,
     cJSON_AddNumberToObject(root, "augment_dim", c->dA);
     cJSON_AddNumberToObject(root, "anchor_dim", c->dB);
     cJSON_AddStringToObject(root, "tokenizer", TOK_ID);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    size_t len = strlen(text);
-    text = xrealloc(text, len + 2);
-    text[len++] = '\n';
     char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG);
-    const void *bufs[] = {text};
-    r = calm_write_atomic(cpath, bufs, &len, 1);
+    r = calm_write_json(cpath, root);
+    cJSON_Delete(root);
     free(cpath);
-    free(text);
     return r;
 }
 

@@ -241,13 +241,8 @@ int model_config_save(const ModelConfig *c, const char *path) {
     cJSON_AddBoolToObject(root, "mlp_bias", 0);
     cJSON_AddStringToObject(root, "torch_dtype", "float32");
     cJSON_AddStringToObject(root, "calm_tokenizer", TOK_ID);
-    char *text = cJSON_Print(root);
+    int r = calm_write_json(path, root);
     cJSON_Delete(root);
-    if (!text) calm_fatal("free memory", "out of memory printing %s", path);
-    const void *bufs[2] = {text, "\n"};
-    size_t lens[2] = {strlen(text), 1};
-    int r = calm_write_atomic(path, bufs, lens, 2);
-    cJSON_free(text);
     return r;
 }
 
