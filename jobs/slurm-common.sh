@@ -20,7 +20,35 @@ CALM_ROOT=${CALM_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
 CALM_BIN=${CALM_BIN:-$CALM_ROOT/build/calm}
 CALM_EXIT_REQUEUE=75
 
+# A signal that arrives before calm runs is remembered and passed on as soon
+# as it starts (bash's default action would end the batch shell).
+calm_signalled=0
+trap 'calm_signalled=1' USR1 TERM
+
 calm_log_job() { echo "[calm job ${SLURM_JOB_ID:-?} restart ${SLURM_RESTART_COUNT:-0} $(date +%H:%M:%S)] $*"; }
+
+# calm_watch PID [TARGET]: wait for the background job PID; a USR1/TERM to
+# this shell is forwarded as USR1 to TARGET (default PID; "-PGID" for a
+# process group). On exit 75, or a failure after a signal, requeue the job
+# and exit; otherwise set calm_rc to the job's status.
+calm_watch() {
+  local pid=$1 target=${2:-$1}
+  # shellcheck disable=SC2064
+  trap "calm_signalled=1; calm_log_job 'signal: asking calm to checkpoint and stop'; kill -USR1 -- $target 2>/dev/null" USR1 TERM
+  [[ $calm_signalled -eq 1 ]] && kill -USR1 -- "$target" 2>/dev/null
+  while :; do # a trapped signal interrupts wait; wait again until the job ends
+    wait "$pid"
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  wait "$pid"
+  calm_rc=$?
+  trap - USR1 TERM
+  if [[ $calm_rc -eq $CALM_EXIT_REQUEUE || ( $calm_signalled -eq 1 && $calm_rc -ne 0 ) ]]; then
+    calm_log_job "calm stopped (exit $calm_rc) with its checkpoint written: requeueing"
+    scontrol requeue "$SLURM_JOB_ID"
+    exit 0
+  fi
+}
 
 calm_run() {
   [[ -x $CALM_BIN ]] || { calm_log_job "no calm binary at $CALM_BIN (set CALM_BIN or CALM_ROOT)"; exit 1; }
@@ -31,28 +59,13 @@ calm_run() {
     none) launch=() ;;
     *) calm_log_job "CALM_LAUNCH='$CALM_LAUNCH': use srun, mpirun or none"; exit 2 ;;
   esac
-  calm_signalled=0
   calm_log_job "starting: ${launch[*]} $CALM_BIN $*"
   "${launch[@]}" "$CALM_BIN" "$@" &
-  local pid=$! rc
-  # shellcheck disable=SC2064
-  trap "calm_signalled=1; calm_log_job 'signal: asking calm to checkpoint and stop'; kill -USR1 $pid 2>/dev/null" USR1 TERM
-  while :; do # a trapped signal interrupts wait; wait again until the step ends
-    wait "$pid"
-    kill -0 "$pid" 2>/dev/null || break
-  done
-  wait "$pid"
-  rc=$?
-  trap - USR1 TERM
-  if [[ $rc -eq $CALM_EXIT_REQUEUE || ( $calm_signalled -eq 1 && $rc -ne 0 ) ]]; then
-    calm_log_job "calm stopped (exit $rc) with its checkpoint written: requeueing"
-    scontrol requeue "$SLURM_JOB_ID"
-    exit 0
-  fi
-  if [[ $rc -eq 0 && -n ${CALM_RESULT:-} && ! -e $CALM_RESULT ]]; then
+  calm_watch $!
+  if [[ $calm_rc -eq 0 && -n ${CALM_RESULT:-} && ! -e $CALM_RESULT ]]; then
     calm_log_job "the job step ended with status 0 but $CALM_RESULT does not exist: calm did not run to the end"
     exit 1
   fi
-  calm_log_job "calm finished with exit status $rc"
-  return "$rc"
+  calm_log_job "calm finished with exit status $calm_rc"
+  return "$calm_rc"
 }

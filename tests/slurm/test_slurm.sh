@@ -31,10 +31,10 @@ export CALM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 
 "$calm" train --out "$tmp/mB" --dim 48 --layers 4 --heads 4 --steps 0 --seed 6 --seq-len 32 "$here/data/memorise.txt" 2>/dev/null
 "$calm" shard build --quiet --out "$tmp/store" --seq-len 32 "$root/jobs/data/quickstart.txt" 2>/dev/null
 # The job's parameters; the uninterrupted reference runs the same layout under mpirun.
-params=(ANCHOR="$tmp/mB" AUGMENT="$tmp/mA" DATA="$tmp/store" OUT="$tmp/job" STEPS=400 BATCH=16 SEQ_LEN=32 LR=3e-3
+params=(ANCHOR="$tmp/mB" AUGMENT="$tmp/mA" DATA="$tmp/store" OUT="$tmp/job" STEPS=1500 BATCH=16 SEQ_LEN=32 LR=3e-3
         CONNECTIONS=1:1,3:2 ANCHOR_STAGES=2 AUGMENT_RANKS=1 MICRO_BATCHES=4 CHECKPOINT_EVERY=50)
 mpirun -np 3 "$calm" compose --anchor "$tmp/mB" --augment "$tmp/mA" --data "$tmp/store" --out "$tmp/ref" \
-  --log "$tmp/ref.jsonl" --steps 400 --batch 16 --seq-len 32 --lr 3e-3 --connections 1:1,3:2 --anchor-stages 2 \
+  --log "$tmp/ref.jsonl" --steps 1500 --batch 16 --seq-len 32 --lr 3e-3 --connections 1:1,3:2 --anchor-stages 2 \
   --augment-ranks 1 --micro-batches 4 2>"$tmp/ref.err" || { echo "FAIL: reference run"; tail "$tmp/ref.err"; exit 1; }
 
 cd "$root"
