@@ -29,6 +29,7 @@ typedef struct {
     int reverse; /* results written least-significant digit first */
     double compose_frac;
     double lookup_numbers; /* KV-LOOKUP: share of operands that are numbers */
+    double lookup_reversed; /* KV-LOOKUP: share of answers written last digit first */
     Rng rng;
     char (*keys)[8];
     int *values;
@@ -165,14 +166,26 @@ static void write_expr(FILE *f, const Kv *kv, const Expr *e, int values) {
     }
 }
 
+/* A number's digits in reverse order, the sign kept in front: -14 -> -41. */
+static void reverse_digits(char *num) {
+    for (size_t i = num[0] == '-', j = strlen(num); j > 0 && i < --j; i++) {
+        char t = num[i];
+        num[i] = num[j];
+        num[j] = t;
+    }
+}
+
 /* KV-LOOKUP: the first `upto` operands of e, the character that follows the
  * last of them (its operator, or "=" at the end), and that operand's value. */
-static void write_lookup(FILE *f, const Kv *kv, const Expr *e, int upto) {
+static void write_lookup(FILE *f, const Kv *kv, const Expr *e, int upto, int reversed) {
     Expr head = *e;
     head.n = upto;
     fputs("{\"prompt\": \"", f);
     write_expr(f, kv, &head, 0);
-    fprintf(f, "%c\", \"target\": \"%d\"}\n", upto < e->n ? e->op[upto - 1] : '=', operand_value(kv, e->key[upto - 1]));
+    char num[32];
+    snprintf(num, sizeof num, "%d", operand_value(kv, e->key[upto - 1]));
+    if (reversed) reverse_digits(num);
+    fprintf(f, "%c\", \"target\": \"%s\"}\n", upto < e->n ? e->op[upto - 1] : '=', num);
 }
 
 static void write_example(FILE *f, const Kv *kv, const Expr *e, int task) {
@@ -184,14 +197,8 @@ static void write_example(FILE *f, const Kv *kv, const Expr *e, int task) {
         write_expr(f, kv, e, 1);
     } else {
         char num[32];
-        long long v = expr_value(kv, e);
-        int len = snprintf(num, sizeof num, "%lld", v), d0 = v < 0;
-        if (kv->reverse) /* keep the sign in front, reverse the digits */
-            for (int i = d0, j = len - 1; i < j; i++, j--) {
-                char t = num[i];
-                num[i] = num[j];
-                num[j] = t;
-            }
+        snprintf(num, sizeof num, "%lld", expr_value(kv, e));
+        if (kv->reverse) reverse_digits(num);
         fputs(num, f);
     }
     fputs("\"}\n", f);
@@ -222,7 +229,7 @@ static int write_set(Kv *kv, const char *dir, const char *name, long n, int pool
             int keys = 0;
             for (int i = 0; i < e.n; i++) keys += e.key[i] < kv->n_keys;
             if (upto == e.n && (!keys || seen_contains(kv, task_hash(&e, KV_MATH)))) continue;
-            write_lookup(f, kv, &e, upto);
+            write_lookup(f, kv, &e, upto, kv->lookup_reversed > 0 && rng_uniform(&kv->rng) < kv->lookup_reversed);
             made++;
             continue;
         }
@@ -259,7 +266,7 @@ static int cmd_data_kv(int argc, char **argv) {
     const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
     int n_keys = 500, reverse = 0;
     long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500, n_lookup = 0, n_cnum = 0;
-    float frac = 0.2f, lookup_numbers = 0.0f;
+    float frac = 0.2f, lookup_numbers = 0.0f, lookup_reversed = 0.0f;
     const Opt opts[] = {{"out", OPT_STR, &out, "directory to write", 1, 0},
                         {"keys", OPT_INT, &n_keys, "keys in the table", 1, 1 << 20},
                         {"values", OPT_STR, &values, "value range LO:HI (values are distinct)", 1, 0},
@@ -273,6 +280,10 @@ static int cmd_data_kv(int argc, char **argv) {
                         {"lookup-examples", OPT_LONG, &n_lookup, "KV-LOOKUP examples for mA (all keys; 0: none)", 0, 1e9},
                         {"lookup-numbers", OPT_FLOAT, &lookup_numbers, "KV-LOOKUP: share of operands that are "
                                                                         "numbers, which stand for themselves", 0, 1},
+                        {"lookup-reversed", OPT_FLOAT, &lookup_reversed, "KV-LOOKUP: share of answers written "
+                                                                          "last digit first (12 -> 21); the same "
+                                                                          "prompt then asks for either digit, so mA "
+                                                                          "holds both where the answer starts", 0, 1},
                         {"compose-num-math", OPT_LONG, &n_cnum, "NUM-MATH examples for the composition set "
                                                                  "(0: none)", 0, 1e9},
                         {"reverse", OPT_FLAG, &reverse, "write results least-significant digit first (-14 -> -41), "
@@ -299,6 +310,7 @@ static int cmd_data_kv(int argc, char **argv) {
     kv.ops = ops;
     kv.compose_frac = frac;
     kv.lookup_numbers = lookup_numbers;
+    kv.lookup_reversed = lookup_reversed;
     kv.reverse = reverse;
     if (parse_range(values, &kv.lo, &kv.hi, "values") || parse_range(operands, &kv.min_operands, &kv.max_operands, "operands"))
         cli_fail(NULL);

@@ -4,7 +4,8 @@
 #   - composition sets use only composition keys; KV evaluation sets only the others
 #   - targets are right: KV-SUBS the values, KV-MATH / NUM-MATH the result,
 #     KV-LOOKUP the value of the last operand before the cut (a number stands
-#     for itself); an uncut KV-LOOKUP prompt holds at least one key
+#     for itself; --lookup-reversed writes a share of them last digit first);
+#     an uncut KV-LOOKUP prompt holds at least one key
 #   - no evaluation prompt occurs in a training file
 #   - the optional sets do not change the others (same seed, same files)
 # Usage: test_kv_data.sh CALM_BINARY OUT_DIR
@@ -14,7 +15,8 @@ rm -rf "$out"
 args=(--seed 7 --keys 30 --values 0:59 --operands 3:4 --ops "+-*" --augment-examples 500 --anchor-examples 500
       --compose-examples 200 --eval-examples 50)
 "$calm" data kv --out "$out/plain" "${args[@]}" 2>/dev/null
-"$calm" data kv --out "$out/full" "${args[@]}" --lookup-examples 300 --lookup-numbers 0.3 --compose-num-math 100 2>/dev/null
+"$calm" data kv --out "$out/full" "${args[@]}" --lookup-examples 300 --lookup-numbers 0.3 --lookup-reversed 0.5 \
+  --compose-num-math 100 2>/dev/null
 for f in "$out"/plain/*; do cmp -s "$f" "$out/full/$(basename "$f")" || { echo "optional sets changed $f"; exit 1; }; done
 /usr/bin/python3 - "$out/full" <<'PY'
 import json, os, re, sys
@@ -36,7 +38,7 @@ def check_math(ex, numbers):
     return terms[::2]
 sets = {n: load(n) for n in ("augment_kv_subs", "augment_kv_lookup", "anchor_num_math", "compose_kv_math",
                              "compose_kv_subs", "compose_num_math", "eval_kv_subs", "eval_kv_math", "eval_num_math")}
-numbers = 0
+numbers = reversed_ = 0
 for n, exs in sets.items():
     for ex in exs:
         if "kv_subs" in n:
@@ -46,7 +48,9 @@ for n, exs in sets.items():
             keys = terms[::2]
         elif "lookup" in n:
             terms = split(ex["prompt"][:-1])
-            assert ex["prompt"][-1] in "+-*=" and ex["target"] == str(val.get(terms[-1], terms[-1])), ex
+            v = str(val.get(terms[-1], terms[-1]))
+            assert ex["prompt"][-1] in "+-*=" and ex["target"] in (v, v[::-1]), ex
+            reversed_ += ex["target"] != v
             keys = [t for t in terms[::2] if not t.isdigit()]
             assert all(t in val for t in keys), ex
             assert keys or ex["prompt"][-1] != "=", ex
@@ -62,6 +66,7 @@ for n, exs in sets.items():
         if n.startswith("eval"):
             assert not any(k in comp for k in keys), (n, ex)
 assert numbers > 0, "--lookup-numbers made no numbers"
+assert 0.2 * len(sets["augment_kv_lookup"]) < reversed_ < 0.6 * len(sets["augment_kv_lookup"]), reversed_
 train = {ex["prompt"] for n, exs in sets.items() if not n.startswith("eval") for ex in exs}
 for n in ("eval_kv_subs", "eval_kv_math", "eval_num_math"):
     assert not any(ex["prompt"] in train for ex in sets[n]), n
