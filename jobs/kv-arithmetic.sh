@@ -59,24 +59,24 @@ fi
 case "$preset" in
   tiny)  # data: keys values operands ops; sizes; steps; batches; eval size
     data=(--keys 40 --values 0:99 --operands 3:3 --ops "+-" --augment-examples 2000 --lookup-examples 2000
-          --lookup-numbers 0.3 --anchor-examples 2000 --compose-examples 400 --compose-num-math 400 --eval-examples 40)
+          --lookup-numbers 0.3 --lookup-reversed 0.5 --anchor-examples 2000 --compose-examples 400 --compose-num-math 400 --eval-examples 40)
     A=(--dim 64 --layers 4 --heads 4); B=(--dim 64 --layers 4 --heads 4)
     steps_a=60 steps_b=60 steps_c=40 batch=16 lr=3e-3 clr=1e-3 conn=3:0,3:1,3:2 ;;
   quick) # jobs/quickstart.sh: a few minutes, enough to see the composition learn
     data=(--keys 40 --values 0:99 --operands 3:3 --ops "+-" --augment-examples 4000 --lookup-examples 4000
-          --lookup-numbers 0.3 --anchor-examples 6000 --compose-examples 1000 --compose-num-math 1000
+          --lookup-numbers 0.3 --lookup-reversed 0.5 --anchor-examples 6000 --compose-examples 1000 --compose-num-math 1000
           --eval-examples 100)
     A=(--dim 96 --layers 4 --heads 4); B=(--dim 96 --layers 4 --heads 4)
     steps_a=400 steps_b=600 steps_c=300 batch=32 lr=3e-3 clr=3e-3 conn=3:0,3:1,3:2 ;;
   small)
     data=(--keys 50 --values 0:49 --operands 3:3 --ops "+-" --augment-examples 20000 --lookup-examples 30000
-          --lookup-numbers 0.3 --anchor-examples 100000 --compose-examples 3000 --compose-num-math 3000
+          --lookup-numbers 0.3 --lookup-reversed 0.5 --anchor-examples 100000 --compose-examples 3000 --compose-num-math 3000
           --eval-examples 300)
     A=(--dim 128 --layers 4 --heads 4); B=(--dim 128 --layers 4 --heads 4)
     steps_a=2000 steps_b=6000 steps_c=1500 batch=64 lr=1e-3 clr=3e-3 conn=3:0,3:1,3:2 ;;
   paper)
     data=(--keys 500 --values 0:999 --operands 3:6 --ops "+-*" --augment-examples 200000 --lookup-examples 200000
-          --lookup-numbers 0.3 --anchor-examples 400000 --compose-examples 40000 --compose-num-math 40000
+          --lookup-numbers 0.3 --lookup-reversed 0.5 --anchor-examples 400000 --compose-examples 40000 --compose-num-math 40000
           --eval-examples 1000)
     A=(--dim 384 --layers 12 --heads 6); B=(--dim 512 --layers 12 --heads 8)
     steps_a=20000 steps_b=40000 steps_c=10000 batch=64 lr=1e-3 clr=5e-4 ;;

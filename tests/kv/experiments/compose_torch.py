@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""Composition experiments in PyTorch: a CALM composition (tests/torch_ref/compose_ref.py) of two
+calm model directories, trained on JSON Lines prompt/target files and scored by greedy exact match.
+A research tool for docs/kv-arithmetic.md (the experiments table), not a test: it runs the same
+method as `calm compose`, with switches for variants calm does not ship (--rope: rotary positions
+in the cross-attention; --train-mB: fine-tune the anchor too, as an upper bound).
+
+  /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
+      --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
+"""
+import argparse, json, math, os, random, sys, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import torch, torch.nn as nn, torch.nn.functional as Fn
+import llama_ref, safetensors_io, compose_ref
+
+p = argparse.ArgumentParser()
+p.add_argument("--mA", required=True); p.add_argument("--mB", required=True)
+p.add_argument("--train", nargs="+", required=True)
+p.add_argument("--eval", nargs="+", default=[])
+p.add_argument("--conn", default="3:0,3:1,3:2")
+p.add_argument("--rope", type=int, default=0)
+p.add_argument("--steps", type=int, default=1500); p.add_argument("--batch", type=int, default=64)
+p.add_argument("--lr", type=float, default=3e-3); p.add_argument("--wd", type=float, default=0.01)
+p.add_argument("--heads", type=int, default=0); p.add_argument("--limit", type=int, default=100)
+p.add_argument("--threads", type=int, default=1); p.add_argument("--seed", type=int, default=21)
+p.add_argument("--random-mA", type=int, default=0)
+p.add_argument("--train-mB", type=int, default=0, help="scratch: fine-tune mB too (upper bound)")
+a = p.parse_args()
+torch.set_num_threads(a.threads); torch.manual_seed(a.seed); random.seed(a.seed)
+
+def load(d):
+    cfg = llama_ref.LlamaConfig.load(d + "/config.json")
+    m = llama_ref.LlamaForCausalLM(cfg)
+    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
+    return m
+mA, mB = load(a.mA), load(a.mB)
+if a.random_mA:
+    mA.init_random(std=0.02)
+conn = [tuple(int(x) for x in c.split(":")) for c in a.conn.split(",")]
+
+
+class RopeConn(compose_ref.CrossConnection):
+    def forward(self, hB, hA):
+        B, T, dB = hB.shape
+        P = self.proj(hA)
+        heads = lambda x: x.view(B, T, self.H, self.HS).transpose(1, 2)
+        q, k, v = heads(self.q_proj(hB)), heads(self.k_proj(P)), heads(self.v_proj(P))
+        if a.rope:
+            cos, sin = llama_ref.rope_cos_sin(T, self.HS, 10000.0, q.dtype)
+            q, k = llama_ref.apply_rope(q, cos, sin), llama_ref.apply_rope(k, cos, sin)
+        s = (q @ k.transpose(-2, -1)) / math.sqrt(self.HS)
+        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        pr = torch.softmax(s.masked_fill(~causal, float("-inf")), dim=-1)
+        return self.o_proj((pr @ v).transpose(1, 2).reshape(B, T, dB))
+
+comp = compose_ref.Composition(mA, mB, conn, a.heads)
+H = comp.H
+comp.calm.connections = nn.ModuleList(RopeConn(mA.config.hidden_size, mB.config.hidden_size, H) for _ in conn)
+comp.init_random()
+if a.train_mB:
+    for q in mB.parameters(): q.requires_grad_(True)
+
+def rows(f):
+    return [json.loads(l) for l in open(f)]
+train = [r for f in a.train for r in rows(f)]
+
+def encode(r):
+    pr, tg = list(r["prompt"].encode()), list(r["target"].encode())
+    toks = [256] + pr + tg + [257]
+    w = [0] * (len(pr)) + [1] * (len(tg) + 1)
+    return toks[:-1], toks[1:], w
+
+def batch(rs):
+    enc = [encode(r) for r in rs]
+    T = max(len(e[0]) for e in enc)
+    x = torch.full((len(rs), T), 258); y = torch.full((len(rs), T), 258); w = torch.zeros(len(rs), T)
+    for i, (xi, yi, wi) in enumerate(enc):
+        x[i, :len(xi)] = torch.tensor(xi); y[i, :len(yi)] = torch.tensor(yi); w[i, :len(wi)] = torch.tensor(wi, dtype=torch.float)
+    return x, y, w
+
+params = [q for q in comp.parameters() if q.requires_grad]
+opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=a.wd, betas=(0.9, 0.95))
+warm = a.steps // 20 + 1
+def lr_at(s):
+    if s < warm: return a.lr * (s + 1) / warm
+    pr = (s - warm) / max(1, a.steps - warm)
+    return a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * pr)))
+
+@torch.no_grad()
+def evaluate(f, limit):
+    rs = rows(f)[:limit]
+    ok = 0
+    # group by prompt length for batched greedy decoding
+    groups = {}
+    for r in rs: groups.setdefault(len(r["prompt"].encode()), []).append(r)
+    for L, g in groups.items():
+        x = torch.tensor([[256] + list(r["prompt"].encode()) for r in g])
+        outs = [[] for _ in g]; done = [False] * len(g)
+        for _ in range(8):
+            logits, _ = comp(x)
+            nxt = logits[:, -1].argmax(-1)
+            for i, t in enumerate(nxt.tolist()):
+                if not done[i]:
+                    if t == 257: done[i] = True
+                    else: outs[i].append(t)
+            if all(done): break
+            x = torch.cat([x, nxt[:, None]], 1)
+        for r, o, d in zip(g, outs, done):
+            ok += d and bytes(o) == r["target"].encode()
+    return ok / len(rs)
+
+t0 = time.time(); ema = None
+for s in range(a.steps):
+    for gp in opt.param_groups: gp["lr"] = lr_at(s)
+    x, y, w = batch(random.sample(train, a.batch))
+    _, loss = comp(x, y, w)
+    opt.zero_grad(); loss.backward(); opt.step()
+    ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+    if s % 100 == 0 or s == a.steps - 1:
+        print(f"step {s} loss {loss.item():.3f} ema {ema:.3f} {time.time()-t0:.0f}s", flush=True)
+res = {f.split("/")[-1]: evaluate(f, a.limit) for f in a.eval}
+print("RESULT", json.dumps(vars(a)), json.dumps(res), flush=True)

@@ -1,0 +1,36 @@
+#!/usr/bin/python3
+"""Anchor data with in-context keys (docs/kv-arithmetic.md, experiments): NUM-MATH whose operands may
+be fresh keys bound in the prompt, "qv=12,tkr=7;tkr-qv+5=" -> "10".
+Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE]"""
+import json, random, sys
+out, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+keyfrac = float(sys.argv[5]) if len(sys.argv) > 5 else 0.7
+rng = random.Random(seed)
+table = set(l.split("\t")[0] for l in open(sys.argv[1]))
+def key():
+    while True:
+        k = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 6)))
+        if k not in table: return k
+with open(out, "w") as f:
+    for _ in range(n):
+        nk = rng.randint(1, 3)
+        keys = []
+        while len(keys) < nk:
+            k = key()
+            if k not in keys: keys.append(k)
+        vals = rng.sample(range(50), nk)
+        val = dict(zip(keys, vals))
+        ops = []
+        for i in range(3):
+            if rng.random() < keyfrac: ops.append(rng.choice(keys))
+            else: ops.append(str(rng.randint(0, 49)))
+        if not any(o in val for o in ops): ops[rng.randrange(3)] = rng.choice(keys)
+        sig = [rng.choice("+-") for _ in range(2)]
+        expr = ops[0] + sig[0] + ops[1] + sig[1] + ops[2]
+        num = lambda o: val[o] if o in val else int(o)
+        r = num(ops[0]) + (num(ops[1]) if sig[0] == "+" else -num(ops[1]))
+        r = r + (num(ops[2]) if sig[1] == "+" else -num(ops[2]))
+        used = [k for k in keys]
+        rng.shuffle(used)
+        defs = ",".join(f"{k}={val[k]}" for k in used)
+        f.write(json.dumps({"prompt": f"{defs};{expr}=", "target": str(r)}) + "\n")
