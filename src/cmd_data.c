@@ -168,10 +168,10 @@ static void write_expr(FILE *f, const Kv *kv, const Expr *e, int values) {
 
 /* A number's digits in reverse order, the sign kept in front: -14 -> -41. */
 static void reverse_digits(char *num) {
-    for (size_t i = num[0] == '-', j = strlen(num); j > 0 && i < --j; i++) {
+    for (size_t i = num[0] == '-', end = strlen(num); i + 1 < end; i++, end--) {
         char t = num[i];
-        num[i] = num[j];
-        num[j] = t;
+        num[i] = num[end - 1];
+        num[end - 1] = t;
     }
 }
 

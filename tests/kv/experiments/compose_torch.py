@@ -3,7 +3,7 @@
 calm model directories, trained on JSON Lines prompt/target files and scored by greedy exact match.
 A research tool for docs/kv-arithmetic.md (the experiments table), not a test: it runs the same
 method as `calm compose`, with switches for variants calm does not ship (--rope: rotary positions
-in the cross-attention; --train-mB: fine-tune the anchor too, as an upper bound).
+in the cross-attention).
 
   /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
       --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
@@ -24,7 +24,6 @@ p.add_argument("--lr", type=float, default=3e-3); p.add_argument("--wd", type=fl
 p.add_argument("--heads", type=int, default=0); p.add_argument("--limit", type=int, default=100)
 p.add_argument("--threads", type=int, default=1); p.add_argument("--seed", type=int, default=21)
 p.add_argument("--random-mA", type=int, default=0)
-p.add_argument("--train-mB", type=int, default=0, help="scratch: fine-tune mB too (upper bound)")
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed); random.seed(a.seed)
 
@@ -57,8 +56,6 @@ comp = compose_ref.Composition(mA, mB, conn, a.heads)
 H = comp.H
 comp.calm.connections = nn.ModuleList(RopeConn(mA.config.hidden_size, mB.config.hidden_size, H) for _ in conn)
 comp.init_random()
-if a.train_mB:
-    for q in mB.parameters(): q.requires_grad_(True)
 
 def rows(f):
     return [json.loads(l) for l in open(f)]

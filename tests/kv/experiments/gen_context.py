@@ -3,13 +3,14 @@
 be fresh keys bound in the prompt, "qv=12,tkr=7;tkr-qv+5=" -> "10".
 Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE]"""
 import json, random, sys
+from kvgen import word
 out, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 keyfrac = float(sys.argv[5]) if len(sys.argv) > 5 else 0.7
 rng = random.Random(seed)
 table = set(l.split("\t")[0] for l in open(sys.argv[1]))
 def key():
     while True:
-        k = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 6)))
+        k = word(rng)
         if k not in table: return k
 with open(out, "w") as f:
     for _ in range(n):
