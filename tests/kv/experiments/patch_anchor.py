@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""Can an anchor be composed at all? Activation patching, a diagnostic for docs/kv-arithmetic.md.
+
+A composition adds to mB's residual stream, and mA knows a key's value only from the character
+after the key on (its operator, or "="). So the best any composition can do on a KV-MATH prompt
+("abc+de-fgh=") is to make mB's stream at those positions, and at "=" and the answer positions,
+look as it would on the same expression with operands mB can read ("12+7-33=", or the operands
+written as the anchor's number names with --names). This script does exactly that with mB's own
+states: it runs mB on the readable prompt, copies its stream after the chosen blocks into a run
+on the KV-MATH prompt, decodes greedily and scores the readable prompt's result.
+
+Sites copied (operand k of the KV prompt aligned with operand k of the readable one):
+  ops    the character after each operand (operator or "=")
+  post   ops, plus every answer position (the readable run is decoded alongside)
+  right  ops and the operand's own characters, aligned at its end (an upper bound no
+         composition reaches: mA does not know a key's value inside the key)
+If even "post" after blocks 0..L-2 does not recover the readable accuracy, no composition that
+writes where mA knows the values can teach mB the KV prompt: mB reads its operands from the
+operand characters themselves, late in the network.
+
+--same-length replaces each key by random letters as long as its readable operand, so that "right"
+copies every position but the answers: what is left is what the answer positions read from the raw
+operand characters in the blocks before the copy.
+
+Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON] [--limit N] [--same-length]
+  DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl); NAMES_JSON maps values to the
+  anchor's number names ({"12": "wxz", ...}), else the readable operands are digits."""
+import argparse, json, os, random, re, sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import llama_ref, safetensors_io  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("model"); ap.add_argument("data")
+ap.add_argument("--names"); ap.add_argument("--limit", type=int, default=100)
+ap.add_argument("--same-length", action="store_true")
+args = ap.parse_args()
+torch.set_num_threads(1)
+cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
+m = llama_ref.LlamaForCausalLM(cfg)
+m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
+val = {r[0]: int(r[1]) for r in (l.rstrip("\n").split("\t") for l in list(open(f"{args.data}/table.tsv"))[1:])}
+names = json.load(open(args.names)) if args.names else None
+L, BOS, EOS = cfg.num_hidden_layers, 256, 257
+rng = random.Random(0)
+
+
+def run(toks, patch=None):
+    """Block outputs [L][T, C] and logits [T, V]; patch = {block: [(position, state)]}."""
+    h = m.embed(torch.tensor([toks]))
+    cos, sin = m.rope(h.shape[1], h.dtype, h.device)
+    hs = []
+    for i, layer in enumerate(m.model.layers):
+        h = layer(h, cos, sin)
+        if patch and i in patch:
+            h = h.clone()
+            for p, v in patch[i]:
+                h[0, p] = v
+        hs.append(h[0])
+    return hs, torch.nn.functional.linear(m.model.norm(h), m.lm_weight())[0]
+
+
+def decode(toks, patch=None, src=None, blocks=(), answers=False):
+    """Greedy answer of toks; with answers, the answer positions are patched too, from the
+    readable prompt src decoded alongside with the same answer tokens."""
+    out = []
+    for _ in range(6):
+        p = patch
+        if answers:
+            hs, _ = run(src + out)
+            p = {b: list(patch[b]) + [(len(toks) + j, hs[b][len(src) + j]) for j in range(len(out))] for b in blocks}
+        _, logits = run(toks + out, p)
+        t = int(logits[-1].argmax())
+        if t == EOS:
+            break
+        out.append(t)
+    return bytes(out).decode(errors="replace")
+
+
+def spans(words):
+    """(first, end) positions of each operand, BOS at 0; end is its operator's position."""
+    s, pos = [], 1
+    for w in words:
+        s.append((pos, pos + len(w)))
+        pos += len(w) + 1
+    return s
+
+
+# never after the last block: copying the answer positions' final states would copy the answer
+block_sets = [[b] for b in range(L - 1)] + [list(range(b + 1)) for b in range(1, L - 1)]
+score = {}
+examples = [json.loads(l) for l in open(f"{args.data}/eval_kv_math.jsonl")][:args.limit]
+with torch.no_grad():
+    for ex in examples:
+        keys = re.split(r"[-+=]", ex["prompt"])[:-1]
+        ops = re.findall(r"[-+=]", ex["prompt"])
+        words = [names[str(val[k])] if names else str(val[k]) for k in keys]
+        if args.same_length:
+            keys = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in w) for w in words]
+            ex = {"prompt": "".join(k + o for k, o in zip(keys, ops)), "target": ex["target"]}
+        kt = [BOS] + list(ex["prompt"].encode())
+        st = [BOS] + list("".join(w + o for w, o in zip(words, ops)).encode())
+        hs, _ = run(st)
+        pairs = list(zip(spans(keys), spans(words)))
+        hit = {"KV prompt, unpatched": decode(kt), "readable prompt": decode(st)}
+        for blocks in block_sets:
+            tag = ",".join(map(str, blocks))
+            ops_patch = {b: [(ke, hs[b][se]) for (_, ke), (_, se) in pairs] for b in blocks}
+            right = {b: [(ke - j, hs[b][se - j]) for (ks, ke), (ss, se) in pairs for j in range(min(se - ss, ke - ks) + 1)]
+                     for b in blocks}
+            hit[f"ops after blocks {tag}"] = decode(kt, ops_patch)
+            hit[f"post after blocks {tag}"] = decode(kt, ops_patch, st, blocks, answers=True)
+            hit[f"right after blocks {tag}"] = decode(kt, right)
+        for k, v in hit.items():
+            score[k] = score.get(k, 0) + (v == ex["target"])
+for k, v in score.items():
+    print(f"{k:28s} {v / len(examples):.2f}")
