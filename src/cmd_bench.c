@@ -88,18 +88,30 @@ static void bench_compose(Model *mb, int B, int T, int warmup, int steps, double
     OptimConfig o;
     optim_config_default(&o);
     float *am = xalloc_floats(c.num_params), *av = xalloc_floats(c.num_params);
-    double t0 = 0;
+    /* phase times (ms per step): forward (mA trunk + mB with the connections), backward, optimizer */
+    double t0 = 0, t_fwd = 0, t_bwd = 0, t_opt = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = calm_now();
+        if (s == warmup) t0 = calm_now(), t_fwd = t_bwd = t_opt = 0;
+        double t = calm_now();
         compose_zero_grads(&c);
         compose_forward(&c, tok, tgt, NULL, B, T);
+        double t1 = calm_now();
         compose_backward(&c, tgt, NULL);
+        double t2 = calm_now();
         adamw_update(c.params, c.grads, am, av, c.num_params, s + 1, 1e-6f, &o, 0.0f);
+        t_fwd += t1 - t, t_bwd += t2 - t1, t_opt += calm_now() - t2;
     }
     double dt = (calm_now() - t0) / steps, gf = compose_flops_per_step(&c, B, T) / dt / 1e9;
     printf("calm mode=compose tokens_per_s=%.1f step_ms=%.1f model_gflops=%.1f of_sgemm_peak=%.2f "
            "compose_over_finetune=%.2f trainable=%zu\n",
            N / dt, dt * 1e3, gf, gf / peak, dt * 1e3 / full_step_ms, c.num_params);
+    /* mA's share of the forward: its trunk alone, timed apart */
+    double ta = calm_now();
+    for (int s = 0; s < steps; s++) model_forward_trunk(&ma, tok, B, T, c.a_max + 1, NULL, NULL);
+    ta = (calm_now() - ta) / steps;
+    printf("calm compose_phases_ms augment_forward=%.1f anchor_forward_with_connections=%.1f "
+           "anchor_backward_with_connections=%.1f optimizer=%.1f\n",
+           ta * 1e3, (t_fwd / steps - ta) * 1e3, t_bwd / steps * 1e3, t_opt / steps * 1e3);
     free(am);
     free(av);
     free(tok);
