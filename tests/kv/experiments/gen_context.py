@@ -1,16 +1,19 @@
 #!/usr/bin/python3
 """Anchor data with in-context keys (docs/kv-arithmetic.md, experiments): NUM-MATH whose operands may
 be fresh keys bound in the prompt, "qv=12,tkr=7;tkr-qv+5=" -> "10".
-Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE]"""
+KEY_LEN (optional) makes every key exactly that many letters (1: single-letter variables, an
+easier binding to learn first) instead of 2-6.
+Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE [KEY_LEN]]"""
 import json, random, sys
 from kvgen import word
 out, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 keyfrac = float(sys.argv[5]) if len(sys.argv) > 5 else 0.7
+key_len = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 rng = random.Random(seed)
 table = set(l.split("\t")[0] for l in open(sys.argv[1]))
 def key():
     while True:
-        k = word(rng)
+        k = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(key_len)) if key_len else word(rng)
         if k not in table: return k
 with open(out, "w") as f:
     for _ in range(n):

@@ -22,7 +22,11 @@ operand characters themselves, late in the network.
 copies every position but the answers: what is left is what the answer positions read from the raw
 operand characters in the blocks before the copy.
 
-Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON] [--limit N] [--same-length]
+--context N makes the readable prompt an in-context binding (gen_context.py): the operands are
+fresh variables of N letters (0: 2-6), bound in front of the expression ("q=12,x=7,m=33;q+x-m=");
+the KV prompt's positions are matched with the expression's, after that prefix.
+
+Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON | --context N] [--limit N] [--same-length]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl); NAMES_JSON maps values to the
   anchor's number names ({"12": "wxz", ...}), else the readable operands are digits."""
 import argparse, json, os, random, re, sys
@@ -36,6 +40,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data")
 ap.add_argument("--names"); ap.add_argument("--limit", type=int, default=100)
 ap.add_argument("--same-length", action="store_true")
+ap.add_argument("--context", type=int, default=-1)
 args = ap.parse_args()
 torch.set_num_threads(1)
 cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
@@ -79,9 +84,9 @@ def decode(toks, patch=None, src=None, blocks=(), answers=False):
     return bytes(out).decode(errors="replace")
 
 
-def spans(words):
-    """(first, end) positions of each operand, BOS at 0; end is its operator's position."""
-    s, pos = [], 1
+def spans(words, pos=1):
+    """(first, end) positions of each operand, from pos (after BOS); end is its operator's position."""
+    s = []
     for w in words:
         s.append((pos, pos + len(w)))
         pos += len(w) + 1
@@ -100,10 +105,23 @@ with torch.no_grad():
         if args.same_length:
             keys = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in w) for w in words]
             ex = {"prompt": "".join(k + o for k, o in zip(keys, ops)), "target": ex["target"]}
+        prefix = ""
+        if args.context >= 0:  # bind a fresh variable to each distinct key, in random order
+            var = {}
+            for k in keys:
+                while k not in var:
+                    n = args.context or rng.randint(2, 6)
+                    v = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+                    if v not in var.values() and v not in val:
+                        var[k] = v
+            defs = [f"{var[k]}={val[k]}" for k in var]
+            rng.shuffle(defs)
+            prefix = ",".join(defs) + ";"
+            words = [var[k] for k in keys]
         kt = [BOS] + list(ex["prompt"].encode())
-        st = [BOS] + list("".join(w + o for w, o in zip(words, ops)).encode())
+        st = [BOS] + list((prefix + "".join(w + o for w, o in zip(words, ops))).encode())
         hs, _ = run(st)
-        pairs = list(zip(spans(keys), spans(words)))
+        pairs = list(zip(spans(keys), spans(words, 1 + len(prefix))))
         hit = {"KV prompt, unpatched": decode(kt), "readable prompt": decode(st)}
         for blocks in block_sets:
             tag = ",".join(map(str, blocks))
