@@ -342,12 +342,16 @@ static int cmd_data_kv(int argc, char **argv) {
     if ((n_lookup && write_set(&kv, out, "augment_kv_lookup.jsonl", n_lookup, 0, KV_LOOKUP)) ||
         (n_cnum && write_set(&kv, out, "compose_num_math.jsonl", n_cnum, 0, NUM_MATH)))
         cli_fail("data kv");
+    /* the table, written like every other file: temp file, fsync, rename */
+    size_t cap = 64 + (size_t)n_keys * 32, len = 0;
+    char *table = xmalloc(cap);
+    len += (size_t)snprintf(table, cap, "key\tvalue\tin_composition_set\n");
+    for (int i = 0; i < n_keys; i++)
+        len += (size_t)snprintf(table + len, cap - len, "%s\t%d\t%d\n", kv.keys[i], kv.values[i], kv.in_compose[i]);
     char *tpath = calm_path_join(out, "table.tsv");
-    FILE *f = fopen(tpath, "w");
-    if (!f) cli_fail("data kv");
-    fprintf(f, "key\tvalue\tin_composition_set\n");
-    for (int i = 0; i < n_keys; i++) fprintf(f, "%s\t%d\t%d\n", kv.keys[i], kv.values[i], kv.in_compose[i]);
-    fclose(f);
+    const void *bufs[] = {table};
+    if (calm_write_atomic(tpath, bufs, &len, 1) != 0) cli_fail("data kv");
+    free(table);
     calm_log("wrote %s: %d keys (%d for composition), values %d..%d, %d-%d operands, ops '%s'", out, n_keys,
              (int)(frac * n_keys + 0.5), kv.lo, kv.hi, kv.min_operands, kv.max_operands, ops);
     free(tpath);
