@@ -3,12 +3,15 @@
 be fresh keys bound in the prompt, "qv=12,tkr=7;tkr-qv+5=" -> "10".
 KEY_LEN (optional) makes every key exactly that many letters (1: single-letter variables, an
 easier binding to learn first) instead of 2-6.
-Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE [KEY_LEN]]"""
+DISTINCT=1 (optional) makes every expression use three distinct bound keys, one per operand (the
+form of a KV-MATH expression), instead of 1-3 keys mixed with numbers.
+Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE [KEY_LEN [DISTINCT]]]"""
 import json, random, sys
 from kvgen import word
 out, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 keyfrac = float(sys.argv[5]) if len(sys.argv) > 5 else 0.7
 key_len = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+distinct = len(sys.argv) > 7 and sys.argv[7] == "1"
 rng = random.Random(seed)
 table = set(l.split("\t")[0] for l in open(sys.argv[1]))
 def key():
@@ -17,15 +20,15 @@ def key():
         if k not in table: return k
 with open(out, "w") as f:
     for _ in range(n):
-        nk = rng.randint(1, 3)
+        nk = 3 if distinct else rng.randint(1, 3)
         keys = []
         while len(keys) < nk:
             k = key()
             if k not in keys: keys.append(k)
         vals = rng.sample(range(50), nk)
         val = dict(zip(keys, vals))
-        ops = []
-        for i in range(3):
+        ops = list(keys) if distinct else []
+        for i in range(0 if distinct else 3):
             if rng.random() < keyfrac: ops.append(rng.choice(keys))
             else: ops.append(str(rng.randint(0, 49)))
         if not any(o in val for o in ops): ops[rng.randrange(3)] = rng.choice(keys)

@@ -42,6 +42,8 @@ ap.add_argument("--names"); ap.add_argument("--limit", type=int, default=100)
 ap.add_argument("--same-length", action="store_true")
 ap.add_argument("--context", type=int, default=-1)
 args = ap.parse_args()
+if args.same_length and args.context >= 0:
+    ap.error("--same-length and --context exclude each other")
 torch.set_num_threads(1)
 cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
 m = llama_ref.LlamaForCausalLM(cfg)
@@ -126,8 +128,8 @@ with torch.no_grad():
         for blocks in block_sets:
             tag = ",".join(map(str, blocks))
             ops_patch = {b: [(ke, hs[b][se]) for (_, ke), (_, se) in pairs] for b in blocks}
-            right = {b: [(ke - j, hs[b][se - j]) for (ks, ke), (ss, se) in pairs for j in range(min(se - ss, ke - ks) + 1)]
-                     for b in blocks}
+            right = {b: [(ke - j, hs[b][se - j]) for (ks, ke), (ss, se) in pairs
+                         for j in range(min(se - ss, ke - ks) + 1)] for b in blocks}
             hit[f"ops after blocks {tag}"] = decode(kt, ops_patch)
             hit[f"post after blocks {tag}"] = decode(kt, ops_patch, st, blocks, answers=True)
             hit[f"right after blocks {tag}"] = decode(kt, right)
