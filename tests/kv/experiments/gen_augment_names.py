@@ -7,14 +7,13 @@ mB cannot read the names, mA holds their values, so the composition must learn t
 values into mB over the whole value range.
 Usage: gen_augment_names.py TABLE_TSV ANCHOR_NAMES_JSON OUT_DIR"""
 import json, random, sys
-from kvgen import expression, fresh_names, lookup_row, math_row
+from kvgen import fresh_names, lookup_row, math_row, named_expression
 table_path, anchor_names, out = sys.argv[1], sys.argv[2], sys.argv[3]
 rng = random.Random(4)
 names = fresh_names(rng, set(l.split("\t")[0] for l in open(table_path)) |
                     set(json.load(open(anchor_names)).values()))
 def expr(p_name):
-    vs, ops, r = expression(rng)
-    ts = [names[v] if rng.random() < p_name else str(v) for v in vs]
+    ts, vs, ops, r = named_expression(rng, names, p_name)
     if all(t.isdigit() for t in ts):
         i = rng.randrange(3); ts[i] = names[vs[i]]
     return ts, vs, ops, r

@@ -7,7 +7,7 @@ DISTINCT=1 (optional) makes every expression use three distinct bound keys, one 
 form of a KV-MATH expression), instead of 1-3 keys mixed with numbers.
 Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE [KEY_LEN [DISTINCT]]]"""
 import json, random, sys
-from kvgen import word
+from kvgen import evaluate, letters, word
 out, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 keyfrac = float(sys.argv[5]) if len(sys.argv) > 5 else 0.7
 key_len = int(sys.argv[6]) if len(sys.argv) > 6 else 0
@@ -16,7 +16,7 @@ rng = random.Random(seed)
 table = set(l.split("\t")[0] for l in open(sys.argv[1]))
 def key():
     while True:
-        k = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(key_len)) if key_len else word(rng)
+        k = letters(rng, key_len) if key_len else word(rng)
         if k not in table: return k
 with open(out, "w") as f:
     for _ in range(n):
@@ -27,17 +27,15 @@ with open(out, "w") as f:
             if k not in keys: keys.append(k)
         vals = rng.sample(range(50), nk)
         val = dict(zip(keys, vals))
-        ops = list(keys) if distinct else []
-        for i in range(0 if distinct else 3):
-            if rng.random() < keyfrac: ops.append(rng.choice(keys))
-            else: ops.append(str(rng.randint(0, 49)))
+        if distinct:
+            ops = list(keys)
+        else:
+            ops = [rng.choice(keys) if rng.random() < keyfrac else str(rng.randint(0, 49)) for _ in range(3)]
         if not any(o in val for o in ops): ops[rng.randrange(3)] = rng.choice(keys)
         sig = [rng.choice("+-") for _ in range(2)]
         expr = ops[0] + sig[0] + ops[1] + sig[1] + ops[2]
-        num = lambda o: val[o] if o in val else int(o)
-        r = num(ops[0]) + (num(ops[1]) if sig[0] == "+" else -num(ops[1]))
-        r = r + (num(ops[2]) if sig[1] == "+" else -num(ops[2]))
-        used = [k for k in keys]
+        r = evaluate([val[o] if o in val else int(o) for o in ops], sig)
+        used = list(keys)
         rng.shuffle(used)
         defs = ",".join(f"{k}={val[k]}" for k in used)
         f.write(json.dumps({"prompt": f"{defs};{expr}=", "target": str(r)}) + "\n")

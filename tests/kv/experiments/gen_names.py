@@ -5,12 +5,11 @@ digits or as its name, and lookups ("name+" -> value, half of them last digit fi
 anchor to hold an operand's value at the character after it.
 Usage: gen_names.py TABLE_TSV OUT_DIR   (writes anchor.jsonl, eval_names.jsonl, names.json)"""
 import json, random, sys
-from kvgen import expression, fresh_names, lookup_row, math_row
+from kvgen import fresh_names, lookup_row, math_row, named_expression
 out = sys.argv[2]; rng = random.Random(3)
 codes = fresh_names(rng, set(l.split("\t")[0] for l in open(sys.argv[1])))
 def expr(pc):
-    vs, ops, r = expression(rng)
-    return [codes[v] if rng.random() < pc else str(v) for v in vs], vs, ops, r
+    return named_expression(rng, codes, pc)
 with open(out + "/anchor.jsonl", "w") as f:
     for i in range(120000):
         ts, vs, ops, r = expr(0.5 if i % 4 else 0.0)

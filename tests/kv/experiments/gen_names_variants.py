@@ -8,7 +8,7 @@ hold names, unlike gen_names.py's three quarters), plus 40000 lookups, shuffled,
                             expressions) and names.json
 Usage: gen_names_variants.py OUT_DIR (--names-from NAMES_JSON | --alphabet A --length N)"""
 import argparse, itertools, json, random
-from kvgen import expression, lookup_row, math_row
+from kvgen import lookup_row, math_row, named_expression
 ap = argparse.ArgumentParser()
 ap.add_argument("out"); ap.add_argument("--names-from"); ap.add_argument("--alphabet"); ap.add_argument("--length", type=int)
 a = ap.parse_args()
@@ -21,8 +21,7 @@ else:
     rng.shuffle(combos)
     codes = {v: combos[v] for v in range(50)}
 def expr(pc):
-    vs, ops, r = expression(rng)
-    return [codes[v] if rng.random() < pc else str(v) for v in vs], vs, ops, r
+    return named_expression(rng, codes, pc)
 rows = []
 for i in range(150000):
     ts, vs, ops, r = expr(0.5); rows.append(math_row(ts, ops, r))

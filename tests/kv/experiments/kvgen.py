@@ -3,9 +3,14 @@ three-operand +/- expressions over values 0-49, written as JSON Lines rows."""
 import json
 
 
+def letters(rng, n):
+    """n random lowercase letters."""
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+
+
 def word(rng):
     """A random lowercase word of 2-6 letters."""
-    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 6)))
+    return letters(rng, rng.randint(2, 6))
 
 
 def fresh_names(rng, taken, n=50):
@@ -19,11 +24,25 @@ def fresh_names(rng, taken, n=50):
     return names
 
 
+def evaluate(vs, ops):
+    """vs[0] ops[0] vs[1] ops[1] vs[2], with + and - only."""
+    r = vs[0]
+    for v, op in zip(vs[1:], ops):
+        r += v if op == "+" else -v
+    return r
+
+
 def expression(rng):
     """Three values 0-49, two operators from + -, and the result."""
     vs = [rng.randint(0, 49) for _ in range(3)]; ops = [rng.choice("+-") for _ in range(2)]
-    r = vs[0] + (vs[1] if ops[0] == "+" else -vs[1]); r = r + (vs[2] if ops[1] == "+" else -vs[2])
-    return vs, ops, r
+    return vs, ops, evaluate(vs, ops)
+
+
+def named_expression(rng, names, p):
+    """expression(), each operand written as its name in names with probability p, else as digits:
+    (written operands, values, operators, result)."""
+    vs, ops, r = expression(rng)
+    return [names[v] if rng.random() < p else str(v) for v in vs], vs, ops, r
 
 
 def row(prompt, target):

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
 import llama_ref, safetensors_io  # noqa: E402
+from kvgen import letters  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data")
@@ -105,15 +106,14 @@ with torch.no_grad():
         ops = re.findall(r"[-+=]", ex["prompt"])
         words = [names[str(val[k])] if names else str(val[k]) for k in keys]
         if args.same_length:
-            keys = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in w) for w in words]
+            keys = [letters(rng, len(w)) for w in words]
             ex = {"prompt": "".join(k + o for k, o in zip(keys, ops)), "target": ex["target"]}
         prefix = ""
         if args.context >= 0:  # bind a fresh variable to each distinct key, in random order
             var = {}
             for k in keys:
                 while k not in var:
-                    n = args.context or rng.randint(2, 6)
-                    v = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+                    v = letters(rng, args.context or rng.randint(2, 6))
                     if v not in var.values() and v not in val:
                         var[k] = v
             defs = [f"{var[k]}={val[k]}" for k in var]
