@@ -569,6 +569,9 @@ static void test_attention_forward(void **state) {
     attention_forward_case(2, 7, 4, 1, 6);
     attention_forward_case(1, 1, 2, 1, 4);
     attention_forward_case(1, 33, 6, 2, 16);
+    /* Longer than the 64-query blocks of attention_forward, with a partial
+     * last block: the skipped upper blocks must still read as zeros. */
+    attention_forward_case(2, 150, 2, 1, 8);
 }
 
 static void attention_grad_case(int B, int T, int NH, int NKV, int HS) {
@@ -609,6 +612,7 @@ static void test_attention_backward(void **state) {
     attention_grad_case(2, 7, 4, 2, 6);
     attention_grad_case(2, 7, 4, 1, 6);
     attention_grad_case(1, 5, 2, 2, 3); /* odd head size */
+    attention_grad_case(1, 140, 2, 1, 4); /* three 64-query blocks, the last partial */
 }
 
 /* ------------------------------------------------------------ swiglu */
