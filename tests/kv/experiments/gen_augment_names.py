@@ -5,10 +5,11 @@ Writes lookups for mA ("name+" -> value, half last digit first; 30% number opera
 NAME-MATH expressions over these names and numbers for the composition set and its evaluation:
 mB cannot read the names, mA holds their values, so the composition must learn to carry mA's
 values into mB over the whole value range.
-Usage: gen_augment_names.py TABLE_TSV ANCHOR_NAMES_JSON OUT_DIR"""
+Usage: gen_augment_names.py TABLE_TSV ANCHOR_NAMES_JSON OUT_DIR [N_COMPOSE (default 3000)]"""
 import json, random, sys
 from kvgen import fresh_names, lookup_row, math_row, named_expression
 table_path, anchor_names, out = sys.argv[1], sys.argv[2], sys.argv[3]
+n_compose = int(sys.argv[4]) if len(sys.argv) > 4 else 3000
 rng = random.Random(4)
 names = fresh_names(rng, set(l.split("\t")[0] for l in open(table_path)) |
                     set(json.load(open(anchor_names)).values()))
@@ -22,7 +23,7 @@ with open(out + "/augment_names_lookup.jsonl", "w") as f:
         ts, vs, ops, r = expr(0.7)
         f.write(lookup_row(rng, ts, vs, ops))
 seen = set()
-for name, n in (("eval_name_math", 300), ("compose_name_math", 3000)):
+for name, n in (("eval_name_math", 300), ("compose_name_math", n_compose)):
     with open(f"{out}/{name}.jsonl", "w") as f:
         made = 0
         while made < n:

@@ -14,6 +14,10 @@ Sites copied (operand k of the KV prompt aligned with operand k of the readable 
   post   ops, plus every answer position (the readable run is decoded alongside)
   right  ops and the operand's own characters, aligned at its end (an upper bound no
          composition reaches: mA does not know a key's value inside the key)
+  post-add  the sites of post, but adding the difference between the readable run and a run
+         on other keys of the same lengths instead of copying: closer to what a composition
+         can do, since it adds to mB's stream what mA knows (the value), not what mB made of
+         the key's letters
 If even "post" after blocks 0..L-2 does not recover the readable accuracy, no composition that
 writes where mA knows the values can teach mB the KV prompt: mB reads its operands from the
 operand characters themselves, late in the network.
@@ -24,9 +28,11 @@ operand characters in the blocks before the copy.
 
 --context N makes the readable prompt an in-context binding (gen_context.py): the operands are
 fresh variables of N letters (0: 2-6), bound in front of the expression ("q=12,x=7,m=33;q+x-m=");
-the KV prompt's positions are matched with the expression's, after that prefix.
+the KV prompt's positions are matched with the expression's, after that prefix. --value-first
+writes the bindings value first ("12=q,7=x,33=m;q+x-m=", gen_bind.py).
 
-Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON | --context N] [--limit N] [--same-length]
+Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON | --context N [--value-first]] [--limit N]
+                     [--same-length]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl); NAMES_JSON maps values to the
   anchor's number names ({"12": "wxz", ...}), else the readable operands are digits."""
 import argparse, json, os, random, re, sys
@@ -42,9 +48,12 @@ ap.add_argument("model"); ap.add_argument("data")
 ap.add_argument("--names"); ap.add_argument("--limit", type=int, default=100)
 ap.add_argument("--same-length", action="store_true")
 ap.add_argument("--context", type=int, default=-1)
+ap.add_argument("--value-first", action="store_true")
 args = ap.parse_args()
 if args.same_length and args.context >= 0:
     ap.error("--same-length and --context exclude each other")
+if args.value_first and args.context < 0:
+    ap.error("--value-first needs --context")
 torch.set_num_threads(1)
 cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
 m = llama_ref.LlamaForCausalLM(cfg)
@@ -53,10 +62,12 @@ val = {r[0]: int(r[1]) for r in (l.rstrip("\n").split("\t") for l in list(open(f
 names = json.load(open(args.names)) if args.names else None
 L, BOS, EOS = cfg.num_hidden_layers, 256, 257
 rng = random.Random(0)
+rng_other = random.Random(1)  # its own stream, so that the other sites' draws do not change
 
 
-def run(toks, patch=None):
-    """Block outputs [L][T, C] and logits [T, V]; patch = {block: [(position, state)]}."""
+def run(toks, patch=None, add=False):
+    """Block outputs [L][T, C] and logits [T, V]; patch = {block: [(position, state)]}, or with
+    add, {block: [(position, delta)]} added to the stream instead of replacing it."""
     h = m.embed(torch.tensor([toks]))
     cos, sin = m.rope(h.shape[1], h.dtype, h.device)
     hs = []
@@ -65,7 +76,7 @@ def run(toks, patch=None):
         if patch and i in patch:
             h = h.clone()
             for p, v in patch[i]:
-                h[0, p] = v
+                h[0, p] = h[0, p] + v if add else v
         hs.append(h[0])
     return hs, torch.nn.functional.linear(m.model.norm(h), m.lm_weight())[0]
 
@@ -80,6 +91,27 @@ def decode(toks, patch=None, src=None, blocks=(), answers=False):
             hs, _ = run(src + out)
             p = {b: list(patch[b]) + [(len(toks) + j, hs[b][len(src) + j]) for j in range(len(out))] for b in blocks}
         _, logits = run(toks + out, p)
+        t = int(logits[-1].argmax())
+        if t == EOS:
+            break
+        out.append(t)
+    return bytes(out).decode(errors="replace")
+
+
+def decode_add(toks, other, src, sites, blocks):
+    """Greedy answer of toks with additive patches: at each site (position in toks and other,
+    position in src) and each answer position, after the given blocks, add the difference between
+    the readable run src and the run on other, a KV prompt with other keys of the same lengths
+    (both unpatched, decoded alongside with the same answer tokens). A composition adds a function
+    of mA's stream, which knows the value but not what mB made of the key's letters: this is what
+    it can do if mB's state there does not depend on those letters."""
+    out = []
+    for _ in range(6):
+        hs, _ = run(src + out)
+        ho, _ = run(other + out)
+        at = list(sites) + [(len(toks) + j, len(src) + j) for j in range(len(out))]
+        p = {b: [(k, hs[b][s_] - ho[b][k]) for k, s_ in at] for b in blocks}
+        _, logits = run(toks + out, p, add=True)
         t = int(logits[-1].argmax())
         if t == EOS:
             break
@@ -116,7 +148,7 @@ with torch.no_grad():
                     v = letters(rng, args.context or rng.randint(2, 6))
                     if v not in var.values() and v not in val:
                         var[k] = v
-            defs = [f"{var[k]}={val[k]}" for k in var]
+            defs = [f"{val[k]}={var[k]}" if args.value_first else f"{var[k]}={val[k]}" for k in var]
             rng.shuffle(defs)
             prefix = ",".join(defs) + ";"
             words = [var[k] for k in keys]
@@ -124,6 +156,9 @@ with torch.no_grad():
         st = [BOS] + list((prefix + "".join(w + o for w, o in zip(words, ops))).encode())
         hs, _ = run(st)
         pairs = list(zip(spans(keys), spans(words, 1 + len(prefix))))
+        other = [letters(rng_other, len(k)) for k in keys]
+        ot = [BOS] + list("".join(k + o for k, o in zip(other, ops)).encode())
+        sites = [(ke, se) for (_, ke), (_, se) in pairs]
         hit = {"KV prompt, unpatched": decode(kt), "readable prompt": decode(st)}
         for blocks in block_sets:
             tag = ",".join(map(str, blocks))
@@ -133,6 +168,7 @@ with torch.no_grad():
             hit[f"ops after blocks {tag}"] = decode(kt, ops_patch)
             hit[f"post after blocks {tag}"] = decode(kt, ops_patch, st, blocks, answers=True)
             hit[f"right after blocks {tag}"] = decode(kt, right)
+            hit[f"post-add after blocks {tag}"] = decode_add(kt, ot, st, sites, blocks)
         for k, v in hit.items():
             score[k] = score.get(k, 0) + (v == ex["target"])
 for k, v in score.items():
