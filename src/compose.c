@@ -11,6 +11,7 @@
 
 #include "checkpoint.h"
 #include "common.h"
+#include "fastexp.h"
 #include "layers.h"
 #include "safetensors.h"
 #include "sample.h"
@@ -343,7 +344,7 @@ static void gen_anchor_hook(void *ctx, int layer, float *x, int Bsz, int T) {
                 s->scores[j] = d * scale;
                 mx = s->scores[j] > mx ? s->scores[j] : mx;
             }
-            for (int j = 0; j <= pos; j++) sum += (s->scores[j] = expf(s->scores[j] - mx));
+            for (int j = 0; j <= pos; j++) sum += (s->scores[j] = calm_expf(s->scores[j] - mx));
             float *o = att + (size_t)h * HS;
             for (int e = 0; e < HS; e++) o[e] = 0.0f;
             for (int j = 0; j <= pos; j++) {

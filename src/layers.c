@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "fastexp.h"
 
 /* ---------------------------------------------------------------- embedding */
 
@@ -162,9 +163,11 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
                 for (int t = i0; t < i1; t++) {
                     float *p = P + (size_t)t * T;
                     float mx = p[0];
+#pragma omp simd reduction(max : mx)
                     for (int j = 1; j <= t; j++) mx = p[j] > mx ? p[j] : mx;
                     float sum = 0.0f;
-                    for (int j = 0; j <= t; j++) sum += (p[j] = expf(p[j] - mx));
+#pragma omp simd reduction(+ : sum)
+                    for (int j = 0; j <= t; j++) sum += (p[j] = calm_expf(p[j] - mx));
                     float inv = 1.0f / sum;
                     for (int j = 0; j <= t; j++) p[j] *= inv;
                     for (int j = t + 1; j < T; j++) p[j] = 0.0f; /* causal */
@@ -221,18 +224,27 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
 /* ------------------------------------------------------------------- swiglu */
 
 void swiglu_forward(float *out, const float *gate, const float *up, long n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (long i = 0; i < n; i++) {
         float g = gate[i];
-        out[i] = g / (1.0f + expf(-g)) * up[i];
+        out[i] = g / (1.0f + calm_expf(-g)) * up[i];
     }
 }
 
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
     /* silu(g) = g s(g);  silu'(g) = s(g) (1 + g (1 - s(g))). */
+    if (dgate && dup) { /* the common case, one vectorised loop */
+#pragma omp parallel for simd
+        for (long i = 0; i < n; i++) {
+            float g = gate[i], s = 1.0f / (1.0f + calm_expf(-g));
+            dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+            dup[i] += dout[i] * g * s;
+        }
+        return;
+    }
 #pragma omp parallel for
     for (long i = 0; i < n; i++) {
-        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
+        float g = gate[i], s = 1.0f / (1.0f + calm_expf(-g));
         if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
         if (dup) dup[i] += dout[i] * g * s;
     }
@@ -242,9 +254,11 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 
 static float row_logsumexp(const float *x, int V) {
     float mx = x[0];
+#pragma omp simd reduction(max : mx)
     for (int i = 1; i < V; i++) mx = x[i] > mx ? x[i] : mx;
     float s = 0.0f;
-    for (int i = 0; i < V; i++) s += expf(x[i] - mx);
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < V; i++) s += calm_expf(x[i] - mx);
     return mx + logf(s);
 }
 
@@ -275,7 +289,8 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
         const float *x = logits + (size_t)n * V;
         float *d = dlogits + (size_t)n * V;
         float lse = row_logsumexp(x, V);
-        for (int i = 0; i < V; i++) d[i] += w * expf(x[i] - lse);
+#pragma omp simd
+        for (int i = 0; i < V; i++) d[i] += w * calm_expf(x[i] - lse);
         d[targets[n]] -= w;
     }
 }

@@ -8,6 +8,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "fastexp.h"
 #include "layers.h"
 
 /* ------------------------------------------------------------- parameters */
@@ -486,7 +487,7 @@ float *model_decode_step_ex(Model *m, KVCache *kc, int token, int n_blocks, Resi
                 sc[j] = d * scale;
                 mx = sc[j] > mx ? sc[j] : mx;
             }
-            for (int j = 0; j <= pos; j++) sum += (sc[j] = expf(sc[j] - mx));
+            for (int j = 0; j <= pos; j++) sum += (sc[j] = calm_expf(sc[j] - mx));
             for (int i = 0; i < HS; i++) o[i] = 0.0f;
             for (int j = 0; j <= pos; j++) {
                 float p = sc[j] / sum;

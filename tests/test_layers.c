@@ -26,6 +26,7 @@
 
 #include "blas.h"
 #include "common.h"
+#include "fastexp.h"
 #include "gradcheck.h"
 #include "layers.h"
 
@@ -615,6 +616,38 @@ static void test_attention_backward(void **state) {
     attention_grad_case(1, 140, 2, 1, 4); /* three 64-query blocks, the last partial */
 }
 
+/* ------------------------------------------------------------ exp */
+
+/* calm_expf against double exp: within 2 ulp wherever exp is a normal float
+ * (two million evenly spaced points of that range and the powers of two
+ * near zero), and the edges. */
+static double exp_ulps(float x) {
+    double e = exp((double)x);
+    return fabs((double)calm_expf(x) - e) / ldexp(1.0, ilogb(e) - 23);
+}
+
+static void test_fast_exp(void **state) {
+    (void)state;
+    double worst = 0.0;
+    long n = 2000000;
+    for (long i = 0; i <= n; i++) {
+        double e = exp_ulps((float)(-87.33 + (88.72 + 87.33) * (double)i / (double)n));
+        worst = e > worst ? e : worst;
+    }
+    for (int k = 1; k < 100; k++)
+        for (int sign = -1; sign <= 1; sign += 2) {
+            double e = exp_ulps((float)(sign * ldexp(1.0, -k)));
+            worst = e > worst ? e : worst;
+        }
+    printf("calm_expf: max error %.3f ulp\n", worst);
+    assert_true(worst <= 2.0);
+    assert_true(calm_expf(0.0f) == 1.0f);
+    assert_true(isfinite(calm_expf(88.72f)) && calm_expf(88.72f) > 3.39e38f);
+    assert_true(isinf(calm_expf(88.73f)) && isinf(calm_expf(INFINITY)));
+    assert_true(calm_expf(-87.34f) == 0.0f && calm_expf(-INFINITY) == 0.0f);
+    assert_true(isnan(calm_expf(NAN)));
+}
+
 /* ------------------------------------------------------------ swiglu */
 
 enum { SN = 41 };
@@ -811,6 +844,7 @@ int main(void) {
         cmocka_unit_test(test_rope_backward),
         cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_attention_backward),
+        cmocka_unit_test(test_fast_exp),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_crossentropy_zero_weights),
