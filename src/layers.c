@@ -233,16 +233,7 @@ void swiglu_forward(float *out, const float *gate, const float *up, long n) {
 
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
     /* silu(g) = g s(g);  silu'(g) = s(g) (1 + g (1 - s(g))). */
-    if (dgate && dup) { /* the common case, one vectorised loop */
 #pragma omp parallel for simd
-        for (long i = 0; i < n; i++) {
-            float g = gate[i], s = 1.0f / (1.0f + calm_expf(-g));
-            dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
-            dup[i] += dout[i] * g * s;
-        }
-        return;
-    }
-#pragma omp parallel for
     for (long i = 0; i < n; i++) {
         float g = gate[i], s = 1.0f / (1.0f + calm_expf(-g));
         if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
