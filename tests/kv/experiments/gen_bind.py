@@ -13,7 +13,7 @@ Rows (JSON Lines, prompt/target), keys 2-6 letters (or --key-len), never keys of
               that operand's value, last digit first half of the time (so that the anchor holds
               both digits at that character, as mA does with KV-LOOKUP)
 Usage: gen_bind.py TABLE_TSV OUT_JSONL N SEED [--lookup-share F (0.4)] [--key-len K (0: 2-6)]"""
-import argparse, json, random
+import argparse, random
 
 from kvgen import evaluate, letters, row, word
 
