@@ -15,7 +15,7 @@ Rows (JSON Lines, prompt/target), keys 2-6 letters (or --key-len), never keys of
 Usage: gen_bind.py TABLE_TSV OUT_JSONL N SEED [--lookup-share F (0.4)] [--key-len K (0: 2-6)]"""
 import argparse, random
 
-from kvgen import evaluate, letters, row, word
+from kvgen import evaluate, new_keys, row
 
 ap = argparse.ArgumentParser()
 ap.add_argument("table"); ap.add_argument("out"); ap.add_argument("n", type=int); ap.add_argument("seed", type=int)
@@ -26,20 +26,9 @@ rng = random.Random(a.seed)
 table = set(l.split("\t")[0] for l in open(a.table))
 
 
-def key():
-    while True:
-        k = letters(rng, a.key_len) if a.key_len else word(rng)
-        if k not in table:
-            return k
-
-
 with open(a.out, "w") as f:
     for _ in range(a.n):
-        keys = []
-        while len(keys) < 3:
-            k = key()
-            if k not in keys:
-                keys.append(k)
+        keys = new_keys(rng, table, 3, a.key_len)
         vals = rng.sample(range(50), 3)
         ops = [rng.choice("+-") for _ in range(2)]
         defs = [f"{v}={k}" for k, v in zip(keys, vals)]

@@ -7,24 +7,17 @@ DISTINCT=1 (optional) makes every expression use three distinct bound keys, one 
 form of a KV-MATH expression), instead of 1-3 keys mixed with numbers.
 Usage: gen_context.py TABLE_TSV OUT_JSONL N SEED [KEY_SHARE [KEY_LEN [DISTINCT]]]"""
 import json, random, sys
-from kvgen import evaluate, letters, word
+from kvgen import evaluate, new_keys
 out, n, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 keyfrac = float(sys.argv[5]) if len(sys.argv) > 5 else 0.7
 key_len = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 distinct = len(sys.argv) > 7 and sys.argv[7] == "1"
 rng = random.Random(seed)
 table = set(l.split("\t")[0] for l in open(sys.argv[1]))
-def key():
-    while True:
-        k = letters(rng, key_len) if key_len else word(rng)
-        if k not in table: return k
 with open(out, "w") as f:
     for _ in range(n):
         nk = 3 if distinct else rng.randint(1, 3)
-        keys = []
-        while len(keys) < nk:
-            k = key()
-            if k not in keys: keys.append(k)
+        keys = new_keys(rng, table, nk, key_len)
         vals = rng.sample(range(50), nk)
         val = dict(zip(keys, vals))
         if distinct:

@@ -13,6 +13,22 @@ def word(rng):
     return letters(rng, rng.randint(2, 6))
 
 
+def new_key(rng, taken, key_len=0):
+    """A random key not in taken: key_len letters, or a word() of 2-6 when key_len is 0."""
+    while True:
+        k = letters(rng, key_len) if key_len else word(rng)
+        if k not in taken:
+            return k
+
+
+def new_keys(rng, taken, n, key_len=0):
+    """n distinct new_key()s."""
+    keys = []
+    while len(keys) < n:
+        keys.append(new_key(rng, taken | set(keys), key_len))
+    return keys
+
+
 def fresh_names(rng, taken, n=50):
     """{value: name} for values 0..n-1, each name a new word not in taken (which grows)."""
     names = {}

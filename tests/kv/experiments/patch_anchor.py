@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
 import llama_ref, safetensors_io  # noqa: E402
-from kvgen import letters  # noqa: E402
+from kvgen import letters, new_key  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data")
@@ -81,21 +81,28 @@ def run(toks, patch=None, add=False):
     return hs, torch.nn.functional.linear(m.model.norm(h), m.lm_weight())[0]
 
 
-def decode(toks, patch=None, src=None, blocks=(), answers=False):
-    """Greedy answer of toks; with answers, the answer positions are patched too, from the
-    readable prompt src decoded alongside with the same answer tokens."""
+def greedy(logits_after):
+    """Greedy answer (up to 6 bytes, until EOS); logits_after(out) gives the logits of the prompt
+    followed by the answer bytes so far."""
     out = []
     for _ in range(6):
-        p = patch
-        if answers:
-            hs, _ = run(src + out)
-            p = {b: list(patch[b]) + [(len(toks) + j, hs[b][len(src) + j]) for j in range(len(out))] for b in blocks}
-        _, logits = run(toks + out, p)
-        t = int(logits[-1].argmax())
+        t = int(logits_after(out)[-1].argmax())
         if t == EOS:
             break
         out.append(t)
     return bytes(out).decode(errors="replace")
+
+
+def decode(toks, patch=None, src=None, blocks=(), answers=False):
+    """Greedy answer of toks; with answers, the answer positions are patched too, from the
+    readable prompt src decoded alongside with the same answer tokens."""
+    def logits_after(out):
+        p = patch
+        if answers:
+            hs, _ = run(src + out)
+            p = {b: list(patch[b]) + [(len(toks) + j, hs[b][len(src) + j]) for j in range(len(out))] for b in blocks}
+        return run(toks + out, p)[1]
+    return greedy(logits_after)
 
 
 def decode_add(toks, other, src, sites, blocks):
@@ -105,18 +112,12 @@ def decode_add(toks, other, src, sites, blocks):
     (both unpatched, decoded alongside with the same answer tokens). A composition adds a function
     of mA's stream, which knows the value but not what mB made of the key's letters: this is what
     it can do if mB's state there does not depend on those letters."""
-    out = []
-    for _ in range(6):
+    def logits_after(out):
         hs, _ = run(src + out)
         ho, _ = run(other + out)
         at = list(sites) + [(len(toks) + j, len(src) + j) for j in range(len(out))]
-        p = {b: [(k, hs[b][s_] - ho[b][k]) for k, s_ in at] for b in blocks}
-        _, logits = run(toks + out, p, add=True)
-        t = int(logits[-1].argmax())
-        if t == EOS:
-            break
-        out.append(t)
-    return bytes(out).decode(errors="replace")
+        return run(toks + out, {b: [(k, hs[b][s_] - ho[b][k]) for k, s_ in at] for b in blocks}, add=True)[1]
+    return greedy(logits_after)
 
 
 def spans(words, pos=1):
@@ -144,10 +145,8 @@ with torch.no_grad():
         if args.context >= 0:  # bind a fresh variable to each distinct key, in random order
             var = {}
             for k in keys:
-                while k not in var:
-                    v = letters(rng, args.context or rng.randint(2, 6))
-                    if v not in var.values() and v not in val:
-                        var[k] = v
+                if k not in var:
+                    var[k] = new_key(rng, set(val) | set(var.values()), args.context)
             defs = [f"{val[k]}={var[k]}" if args.value_first else f"{var[k]}={val[k]}" for k in var]
             rng.shuffle(defs)
             prefix = ",".join(defs) + ";"
