@@ -11,9 +11,16 @@ first and last digit are fitted on one set of prompts and scored on another:
   --mode anchor   number operands only, fitted on a random half of the table's values, scored on
                   the other half: does mB gather an operand's value at the operator after it?
 
-Usage: probe_values.py MODEL_DIR DATA_DIR [--mode augment|anchor]   (DATA_DIR from calm data kv)
+--names NAMES_JSON ({"12": "name", ...}: mA-only number names, gen_cut.py) adds a probe fitted on
+those names, which cover every value.
+
+--at last probes the operand's last character instead, where a composition reads mA for an anchor
+that takes a value at the operand's own position (tests/kv/experiments/gen_glyphs.py).
+
+Usage: probe_values.py MODEL_DIR DATA_DIR [--mode augment|anchor] [--at after|last]
+                      [--names NAMES_JSON]   (DATA_DIR from calm data kv)
 """
-import argparse, os, random, sys
+import argparse, json, os, random, sys
 
 import torch
 
@@ -23,6 +30,8 @@ import llama_ref, safetensors_io  # noqa: E402
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("--mode", default="augment")
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--at", choices=("after", "last"), default="after")
+ap.add_argument("--names")
 args = ap.parse_args()
 torch.set_num_threads(1)
 cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
@@ -55,7 +64,7 @@ def collect(pool, n, as_numbers=False):
         for w in words:
             pos += len(w) + 1
             for i in range(len(X)):
-                X[i].append(hs[i][pos])
+                X[i].append(hs[i][pos - (args.at == "last")])
             Y.append(int(w) if w.isdigit() else val[w])
     return [torch.stack(x) for x in X], torch.tensor(Y)
 
@@ -81,6 +90,10 @@ def probe(train, test, layer, digit):
 if args.mode == "augment":
     num, ck, hk = collect(numbers, 600), collect(comp, 300), collect(held, 400)
     fits = (("numbers", [num]), ("composition keys", [ck]), ("both", [num, ck]))
+    if args.names:
+        names = {k: int(v) for v, k in json.load(open(args.names)).items()}
+        val.update(names)
+        fits += (("mA-only names", [collect(sorted(names), 600)]),)
     test = hk
     print("probe fitted on -> accuracy on held-out keys (first digit / last digit)")
 else:

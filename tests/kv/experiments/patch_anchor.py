@@ -18,6 +18,11 @@ Sites copied (operand k of the KV prompt aligned with operand k of the readable 
          on other keys of the same lengths instead of copying: closer to what a composition
          can do, since it adds to mB's stream what mA knows (the value), not what mB made of
          the key's letters
+  ops-add   the same addition at the sites of ops only: the answer positions' states after a
+         late block already hold the readable prompt's result, which a composition would have
+         to compute, so this is the fairer bound
+Additions after several blocks compound (each block's difference already contains the earlier
+ones'), so only the single-block "-add" rows are meaningful.
 If even "post" after blocks 0..L-2 does not recover the readable accuracy, no composition that
 writes where mA knows the values can teach mB the KV prompt: mB reads its operands from the
 operand characters themselves, late in the network.
@@ -31,7 +36,14 @@ fresh variables of N letters (0: 2-6), bound in front of the expression ("q=12,x
 the KV prompt's positions are matched with the expression's, after that prefix. --value-first
 writes the bindings value first ("12=q,7=x,33=m;q+x-m=", gen_bind.py).
 
-Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON | --context N [--value-first]] [--limit N]
+--glyphs GLYPHS_JSON is for anchors that read one-character numerals among filler letters
+(gen_glyphs.py): the readable prompt keeps each key but for its last letter, which becomes the
+glyph of the key's value ("abc+de-fgh=" -> "abM+dH-fg$="), and the sites are those last positions
+as well as the characters after them: mA, trained on lookups cut right after a key (gen_cut.py),
+knows the value at both.
+
+Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON | --glyphs GLYPHS_JSON
+                     | --context N [--value-first]] [--limit N]
                      [--same-length]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl); NAMES_JSON maps values to the
   anchor's number names ({"12": "wxz", ...}), else the readable operands are digits."""
@@ -49,7 +61,10 @@ ap.add_argument("--names"); ap.add_argument("--limit", type=int, default=100)
 ap.add_argument("--same-length", action="store_true")
 ap.add_argument("--context", type=int, default=-1)
 ap.add_argument("--value-first", action="store_true")
+ap.add_argument("--glyphs")
 args = ap.parse_args()
+if args.glyphs and (args.names or args.context >= 0 or args.same_length):
+    ap.error("--glyphs excludes --names, --context and --same-length")
 if args.same_length and args.context >= 0:
     ap.error("--same-length and --context exclude each other")
 if args.value_first and args.context < 0:
@@ -60,6 +75,8 @@ m = llama_ref.LlamaForCausalLM(cfg)
 m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
 val = {r[0]: int(r[1]) for r in (l.rstrip("\n").split("\t") for l in list(open(f"{args.data}/table.tsv"))[1:])}
 names = json.load(open(args.names)) if args.names else None
+glyphs = json.load(open(args.glyphs)) if args.glyphs else None
+back = (0, 1) if glyphs else (0,)  # sites: the character after each operand; with --glyphs its last one too
 L, BOS, EOS = cfg.num_hidden_layers, 256, 257
 rng = random.Random(0)
 rng_other = random.Random(1)  # its own stream, so that the other sites' draws do not change
@@ -105,7 +122,7 @@ def decode(toks, patch=None, src=None, blocks=(), answers=False):
     return greedy(logits_after)
 
 
-def decode_add(toks, other, src, sites, blocks):
+def decode_add(toks, other, src, sites, blocks, answers=True):
     """Greedy answer of toks with additive patches: at each site (position in toks and other,
     position in src) and each answer position, after the given blocks, add the difference between
     the readable run src and the run on other, a KV prompt with other keys of the same lengths
@@ -115,7 +132,7 @@ def decode_add(toks, other, src, sites, blocks):
     def logits_after(out):
         hs, _ = run(src + out)
         ho, _ = run(other + out)
-        at = list(sites) + [(len(toks) + j, len(src) + j) for j in range(len(out))]
+        at = list(sites) + [(len(toks) + j, len(src) + j) for j in range(len(out) if answers else 0)]
         return run(toks + out, {b: [(k, hs[b][s_] - ho[b][k]) for k, s_ in at] for b in blocks}, add=True)[1]
     return greedy(logits_after)
 
@@ -137,7 +154,10 @@ with torch.no_grad():
     for ex in examples:
         keys = re.split(r"[-+=]", ex["prompt"])[:-1]
         ops = re.findall(r"[-+=]", ex["prompt"])
-        words = [names[str(val[k])] if names else str(val[k]) for k in keys]
+        if glyphs:
+            words = [k[:-1] + glyphs[str(val[k])] for k in keys]
+        else:
+            words = [names[str(val[k])] if names else str(val[k]) for k in keys]
         if args.same_length:
             keys = [letters(rng, len(w)) for w in words]
             ex = {"prompt": "".join(k + o for k, o in zip(keys, ops)), "target": ex["target"]}
@@ -157,17 +177,18 @@ with torch.no_grad():
         pairs = list(zip(spans(keys), spans(words, 1 + len(prefix))))
         other = [letters(rng_other, len(k)) for k in keys]
         ot = [BOS] + list("".join(k + o for k, o in zip(other, ops)).encode())
-        sites = [(ke, se) for (_, ke), (_, se) in pairs]
+        sites = [(ke - j, se - j) for (_, ke), (_, se) in pairs for j in back]
         hit = {"KV prompt, unpatched": decode(kt), "readable prompt": decode(st)}
         for blocks in block_sets:
             tag = ",".join(map(str, blocks))
-            ops_patch = {b: [(ke, hs[b][se]) for (_, ke), (_, se) in pairs] for b in blocks}
+            ops_patch = {b: [(k, hs[b][s_]) for k, s_ in sites] for b in blocks}
             right = {b: [(ke - j, hs[b][se - j]) for (ks, ke), (ss, se) in pairs
                          for j in range(min(se - ss, ke - ks) + 1)] for b in blocks}
             hit[f"ops after blocks {tag}"] = decode(kt, ops_patch)
             hit[f"post after blocks {tag}"] = decode(kt, ops_patch, st, blocks, answers=True)
             hit[f"right after blocks {tag}"] = decode(kt, right)
             hit[f"post-add after blocks {tag}"] = decode_add(kt, ot, st, sites, blocks)
+            hit[f"ops-add after blocks {tag}"] = decode_add(kt, ot, st, sites, blocks, answers=False)
         for k, v in hit.items():
             score[k] = score.get(k, 0) + (v == ex["target"])
 for k, v in score.items():
