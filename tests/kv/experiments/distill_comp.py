@@ -14,7 +14,7 @@ Usage: distill_comp.py --mA DIR --mB DIR --glyphs GLYPHS_JSON --table TABLE_TSV 
          --train FILE... --eval FILE... [--conn 3:0] [--steps 1500] [--lr 3e-3]"""
 import argparse, json, math, os, random, re, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import torch, torch.nn.functional as Fn
+import torch
 import llama_ref, safetensors_io, compose_ref
 
 p = argparse.ArgumentParser()

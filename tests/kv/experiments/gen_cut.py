@@ -25,11 +25,13 @@ for v in range(50):
             taken.append(k); names[v] = k; break
 value = dict(table); value.update({k: v for v, k in names.items()})
 keys = list(value)
-def operand(v):
+def operand():
+    """A number 0-49 (30%) or a random key or name."""
+    v = rng.randint(0, 49)
     return str(v) if rng.random() < 0.3 else rng.choice(keys)
 with open(out + "/augment_cut.jsonl", "w") as f:
     for _ in range(n_cut):
-        ts = [rng.choice(keys) if i == 0 else operand(rng.randint(0, 49)) for i in range(3)]
+        ts = [rng.choice(keys) if i == 0 else operand() for i in range(3)]
         ops = [rng.choice("+-") for _ in range(2)]
         cand = [j for j, t in enumerate(ts) if not t.isdigit()]
         j = rng.choice(cand)
