@@ -124,11 +124,11 @@ def decode(toks, patch=None, src=None, blocks=(), answers=False):
 
 def decode_add(toks, other, src, sites, blocks, answers=True):
     """Greedy answer of toks with additive patches: at each site (position in toks and other,
-    position in src) and each answer position, after the given blocks, add the difference between
-    the readable run src and the run on other, a KV prompt with other keys of the same lengths
-    (both unpatched, decoded alongside with the same answer tokens). A composition adds a function
-    of mA's stream, which knows the value but not what mB made of the key's letters: this is what
-    it can do if mB's state there does not depend on those letters."""
+    position in src) and, with answers, each answer position, after the given blocks, add the
+    difference between the readable run src and the run on other, a KV prompt with other keys of
+    the same lengths (both unpatched, decoded alongside with the same answer tokens). A composition
+    adds a function of mA's stream, which knows the value but not what mB made of the key's
+    letters: this is what it can do if mB's state there does not depend on those letters."""
     def logits_after(out):
         hs, _ = run(src + out)
         ho, _ = run(other + out)
