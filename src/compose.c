@@ -227,6 +227,16 @@ void compose_xattn_forward(const Composer *c, int i, ConnActs *a, float *resid, 
     for (size_t j = 0; j < (size_t)N * dB; j++) resid[j] += out[j];
 }
 
+/* Whether dL/d(stream) must flow back through connection i's queries. Not
+ * for the first connection (in forward order) at the lowest connected layer:
+ * the anchor backward stops there, so nothing reads that gradient. */
+static int query_path_needed(const Composer *c, int i) {
+    if (c->cfg.conn[i].b != c->b_min) return 1;
+    for (int j = 0; j < i; j++)
+        if (c->cfg.conn[j].b == c->b_min) return 1;
+    return 0;
+}
+
 void compose_xattn_backward(Composer *c, int i, const ConnActs *a, float *dresid, float *dP, int Bsz, int T,
                             float *scratch) {
     const int N = Bsz * T, dB = c->dB;
@@ -238,7 +248,7 @@ void compose_xattn_backward(Composer *c, int i, const ConnActs *a, float *dresid
     linear_backward(datt, g->wo, NULL, dresid, a->att, w->wo, N, dB, dB);
     memset(dq, 0, 3 * ND * sizeof(float));
     attention_backward(dq, dk, dv, dprobs, datt, a->q, a->k, a->v, a->probs, Bsz, T, c->H, c->H, c->HS);
-    linear_backward(dresid, g->wq, NULL, dq, a->hB, w->wq, N, dB, dB);
+    linear_backward(query_path_needed(c, i) ? dresid : NULL, g->wq, NULL, dq, a->hB, w->wq, N, dB, dB);
     memset(dP, 0, ND * sizeof(float));
     linear_backward(dP, g->wk, NULL, dk, a->P, w->wk, N, dB, dB);
     linear_backward(dP, g->wv, NULL, dv, a->P, w->wv, N, dB, dB);
@@ -299,8 +309,10 @@ double compose_flops_per_step(const Composer *c, int Bsz, int T) {
     double proj = 2.0 * N * dA * dB, sq = 2.0 * N * dB * dB;
     double xatt = 2.0 * 2.0 * Bsz * c->H * ((double)T * (T + 1) / 2.0) * c->HS;
     /* per connection: forward; weight gradients of all five matrices; input
-     * gradients through o, q, k, v (not into mA); attention backward 2x */
-    f += c->cfg.n_conn * ((proj + 4 * sq + xatt) + (proj + 4 * sq) + 4 * sq + 2.0 * xatt);
+     * gradients through o, k, v (not into mA) and q (where needed);
+     * attention backward 2x */
+    for (int i = 0; i < c->cfg.n_conn; i++)
+        f += (proj + 4 * sq + xatt) + (proj + 4 * sq) + (3 + query_path_needed(c, i)) * sq + 2.0 * xatt;
     return f;
 }
 

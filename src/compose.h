@@ -93,8 +93,9 @@ void compose_zero_grads(Composer *c);
  * projection's gradients from dP. xattn: the anchor side; a->P must hold P;
  * adds Wo attn(Wq resid, Wk P, Wv P) to resid ([Bsz*T, dB]) and saves what
  * backward needs in a (bound with compose_conn_acts_bind). Its backward
- * accumulates q, k, v, o gradients, adds the query path to dresid and writes
- * dL/dP to dP. scratch: compose_scratch_floats floats. */
+ * accumulates q, k, v, o gradients, adds the query path to dresid (except
+ * where the anchor backward ends: the first connection at its lowest
+ * connected layer) and writes dL/dP to dP. scratch: compose_scratch_floats floats. */
 size_t compose_conn_acts_floats(const Composer *c, int Bsz, int T); /* everything but P */
 void compose_conn_acts_bind(const Composer *c, ConnActs *a, float *mem, int Bsz, int T);
 size_t compose_scratch_floats(const Composer *c, int Bsz, int T);
