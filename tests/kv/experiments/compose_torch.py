@@ -3,7 +3,9 @@
 calm model directories, trained on JSON Lines prompt/target files and scored by greedy exact match.
 A research tool for docs/kv-arithmetic.md (the experiments table), not a test: it runs the same
 method as `calm compose`, with switches for variants calm does not ship (--rope: rotary positions
-in the cross-attention).
+in the cross-attention; --attend self: each anchor position reads only mA's state at the same
+position, a position-wise map that is not the paper's method, to tell the cross-attention's
+choice of position apart from the rest).
 
   /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
       --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
@@ -19,6 +21,7 @@ p.add_argument("--train", nargs="+", required=True)
 p.add_argument("--eval", nargs="+", default=[])
 p.add_argument("--conn", default="3:0,3:1,3:2")
 p.add_argument("--rope", type=int, default=0)
+p.add_argument("--attend", choices=["causal", "self"], default="causal")
 p.add_argument("--steps", type=int, default=1500); p.add_argument("--batch", type=int, default=64)
 p.add_argument("--lr", type=float, default=3e-3); p.add_argument("--wd", type=float, default=0.01)
 p.add_argument("--heads", type=int, default=0); p.add_argument("--limit", type=int, default=100)
@@ -49,6 +52,8 @@ class RopeConn(compose_ref.CrossConnection):
             q, k = llama_ref.apply_rope(q, cos, sin), llama_ref.apply_rope(k, cos, sin)
         s = (q @ k.transpose(-2, -1)) / math.sqrt(self.HS)
         causal = torch.ones(T, T, dtype=torch.bool).tril()
+        if a.attend == "self":
+            causal = torch.eye(T, dtype=torch.bool)
         pr = torch.softmax(s.masked_fill(~causal, float("-inf")), dim=-1)
         return self.o_proj((pr @ v).transpose(1, 2).reshape(B, T, dB))
 

@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Fine-tune a glyph anchor (gen_glyphs.py) to read faint glyphs: a diagnostic for
+docs/kv-arithmetic.md, not part of the shipped method.
+
+oracle_path.py finds that a glyph anchor's answer loss does not fall along the additive term a
+composition would have to learn until the term is nearly whole: a partial glyph reads as a
+confident wrong value, so descent from the composition's start (adding nothing) gets no signal.
+This script trains the anchor on its own data with some glyphs made faint: the glyph's input
+embedding replaced by e(letter) + lam * (e(glyph) - e(letter)), a random lowercase letter, lam
+uniform in [--lam-min, 1], the target unchanged. An anchor that reads a glyph in proportion to
+its strength should let the answer loss lead a composition toward the full term.
+
+Usage: soften_anchor.py MODEL_DIR ANCHOR_JSONL GLYPHS_JSON OUT_DIR [--steps N] [--p P]
+  writes OUT_DIR/config.json (copied) and OUT_DIR/model.safetensors"""
+import argparse, json, math, os, random, shutil, sys, time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import llama_ref, safetensors_io  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("glyphs"); ap.add_argument("out")
+ap.add_argument("--steps", type=int, default=1500); ap.add_argument("--batch", type=int, default=64)
+ap.add_argument("--lr", type=float, default=1e-3); ap.add_argument("--p", type=float, default=0.5,
+                help="probability that a glyph in a prompt is made faint")
+ap.add_argument("--lam-min", type=float, default=0.0)
+ap.add_argument("--threads", type=int, default=1); ap.add_argument("--seed", type=int, default=3)
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(a.seed)
+rng = random.Random(a.seed)
+cfg = llama_ref.LlamaConfig.load(f"{a.model}/config.json")
+m = llama_ref.LlamaForCausalLM(cfg)
+m.load_hf_state(safetensors_io.read(f"{a.model}/model.safetensors")[0])
+glyph_ids = set(ord(c) for c in json.load(open(a.glyphs)).values())
+rows = [json.loads(l) for l in open(a.data)]
+BOS, EOS, PAD = 256, 257, 258
+LOWER = [ord(c) for c in "abcdefghijklmnopqrstuvwxyz"]
+
+
+def batch(rs):
+    """Inputs, targets, loss weights (answer bytes and EOS), and the faint glyphs: (row, position,
+    letter, lam)."""
+    seqs = []
+    for r in rs:
+        pr, tg = list(r["prompt"].encode()), list(r["target"].encode())
+        seqs.append(([BOS] + pr + tg, pr + tg + [EOS], [0] * len(pr) + [1] * (len(tg) + 1)))
+    T = max(len(s[0]) for s in seqs)
+    x = torch.full((len(rs), T), PAD); y = torch.full((len(rs), T), PAD); w = torch.zeros(len(rs), T)
+    faint = []
+    for i, (xi, yi, wi) in enumerate(seqs):
+        x[i, :len(xi)] = torch.tensor(xi); y[i, :len(yi)] = torch.tensor(yi)
+        w[i, :len(wi)] = torch.tensor(wi, dtype=torch.float)
+        n_prompt = len(rs[i]["prompt"].encode())
+        for t in range(1, n_prompt + 1):
+            if xi[t] in glyph_ids and rng.random() < a.p:
+                faint.append((i, t, rng.choice(LOWER), a.lam_min + (1 - a.lam_min) * rng.random()))
+    return x, y, w, faint
+
+
+params = list(m.parameters())
+opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.95))
+warm = a.steps // 20 + 1
+t0, ema = time.time(), None
+for s in range(a.steps):
+    lr = a.lr * min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.steps)))
+    for g in opt.param_groups:
+        g["lr"] = lr
+    x, y, w, faint = batch(rng.sample(rows, a.batch))
+    E = m.model.embed_tokens.weight
+    h = m.embed(x)
+    if faint:
+        i, t, l, lam = (torch.tensor(v) for v in zip(*faint))
+        mixed = E[l] + lam[:, None].float() * (E[x[i, t]] - E[l])
+        h = h.index_put((i, t), mixed)
+    _, loss = m.forward_embeds(h, y, w)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+    if s % 100 == 0 or s == a.steps - 1:
+        print(f"step {s} loss {loss.item():.3f} ema {ema:.3f} faint {len(faint)} {time.time() - t0:.0f}s", flush=True)
+
+os.makedirs(a.out, exist_ok=True)
+shutil.copy(f"{a.model}/config.json", f"{a.out}/config.json")
+state = [(k, v.detach().numpy()) for k, v in m.named_parameters()]
+tmp = f"{a.out}/model.safetensors.tmp"
+safetensors_io.write(tmp, state)
+os.replace(tmp, f"{a.out}/model.safetensors")
+print(f"wrote {a.out}")
