@@ -5,7 +5,10 @@ A research tool for docs/kv-arithmetic.md (the experiments table), not a test: i
 method as `calm compose`, with switches for variants calm does not ship (--rope: rotary positions
 in the cross-attention; --attend self: each anchor position reads only mA's state at the same
 position, a position-wise map that is not the paper's method, to tell the cross-attention's
-choice of position apart from the rest).
+choice of position apart from the rest; --write-at keys: the composition's output is added only
+at lowercase letters and the character after each run of them, i.e. at a KV prompt's keys and
+their operators, a control for whether writing elsewhere, e.g. hedging at the answer positions,
+is what keeps the composition from the keys' values).
 
   /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
       --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
@@ -22,6 +25,7 @@ p.add_argument("--eval", nargs="+", default=[])
 p.add_argument("--conn", default="3:0,3:1,3:2")
 p.add_argument("--rope", type=int, default=0)
 p.add_argument("--attend", choices=["causal", "self"], default="causal")
+p.add_argument("--write-at", choices=["all", "keys"], default="all")
 p.add_argument("--steps", type=int, default=1500); p.add_argument("--batch", type=int, default=64)
 p.add_argument("--lr", type=float, default=3e-3); p.add_argument("--wd", type=float, default=0.01)
 p.add_argument("--heads", type=int, default=0); p.add_argument("--limit", type=int, default=100)
@@ -55,9 +59,24 @@ class RopeConn(compose_ref.CrossConnection):
         if a.attend == "self":
             causal = torch.eye(T, dtype=torch.bool)
         pr = torch.softmax(s.masked_fill(~causal, float("-inf")), dim=-1)
-        return self.o_proj((pr @ v).transpose(1, 2).reshape(B, T, dB))
+        out = self.o_proj((pr @ v).transpose(1, 2).reshape(B, T, dB))
+        return out if comp.mask is None else out * comp.mask
 
-comp = compose_ref.Composition(mA, mB, conn, a.heads)
+def key_mask(tokens):
+    """[B, T, 1]: 1 at lowercase letters and at the position after each run of them."""
+    low = (tokens >= ord("a")) & (tokens <= ord("z"))
+    after = torch.zeros_like(low)
+    after[:, 1:] = low[:, :-1] & ~low[:, 1:]
+    return (low | after).unsqueeze(-1).float()
+
+
+class MaskedComposition(compose_ref.Composition):
+    def forward(self, tokens, targets=None, weights=None):
+        self.mask = key_mask(tokens) if a.write_at == "keys" else None
+        return super().forward(tokens, targets, weights)
+
+
+comp = MaskedComposition(mA, mB, conn, a.heads)
 H = comp.H
 comp.calm.connections = nn.ModuleList(RopeConn(mA.config.hidden_size, mB.config.hidden_size, H) for _ in conn)
 comp.init_random()

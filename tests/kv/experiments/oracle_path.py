@@ -12,20 +12,26 @@ same for every value (its mean over the examples). At alpha = 0 it takes the ste
 the sites and reports its cosine with d, with d - d_wrong (the term for another value: the part
 that says which value), and with a random direction of the same size.
 
-Usage: oracle_path.py MODEL_DIR DATA_DIR GLYPHS_JSON [--block B] [--limit N]
+With --calm DIR --mA DIR (a trained composition of mA into this anchor with a connection into
+block B) it also compares what that composition adds at the sites with d: size and cosines.
+
+Usage: oracle_path.py MODEL_DIR DATA_DIR GLYPHS_JSON [--block B] [--limit N] [--calm DIR --mA DIR]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl)."""
 import argparse, json, os, random, re, sys
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import llama_ref, safetensors_io  # noqa: E402
+import compose_ref, llama_ref, safetensors_io  # noqa: E402
 from kvgen import letters  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("glyphs")
 ap.add_argument("--block", type=int, default=0); ap.add_argument("--limit", type=int, default=100)
+ap.add_argument("--calm"); ap.add_argument("--mA")
 args = ap.parse_args()
+if bool(args.calm) != bool(args.mA):
+    ap.error("--calm and --mA go together")
 torch.set_num_threads(1)
 torch.manual_seed(0)
 cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
@@ -33,6 +39,21 @@ m = llama_ref.LlamaForCausalLM(cfg)
 m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
 for q in m.parameters():
     q.requires_grad_(False)
+comp = None
+if args.calm:
+    mA = llama_ref.LlamaForCausalLM(llama_ref.LlamaConfig.load(f"{args.mA}/config.json"))
+    mA.load_hf_state(safetensors_io.read(f"{args.mA}/model.safetensors")[0])
+    cc = json.load(open(f"{args.calm}/calm_config.json"))
+    conns = [tuple(c) for c in cc["connections"]]
+    if args.block not in [b for _, b in conns]:
+        ap.error(f"{args.calm} has no connection into block {args.block}")
+    comp = compose_ref.Composition(mA, m, conns, cc.get("heads", 0))
+    w = safetensors_io.read(f"{args.calm}/calm.safetensors")[0]
+    with torch.no_grad():
+        for name, q in comp.composition_parameters():
+            q.copy_(torch.as_tensor(w[name]))
+    ci = [b for _, b in conns].index(args.block)
+    ca = conns[ci][0]
 val = {r[0]: int(r[1]) for r in (l.rstrip("\n").split("\t") for l in list(open(f"{args.data}/table.tsv"))[1:])}
 glyphs = json.load(open(args.glyphs))
 BOS, EOS = 256, 257
@@ -93,6 +114,7 @@ alphas = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5]
 path = [0.0] * len(alphas)
 readable = 0.0
 cos_d, cos_r, cos_w, slope_d = [], [], [], []
+comp_size, comp_cos_d, comp_cos_w = [], [], []
 examples = [json.loads(l) for l in open(f"{args.data}/eval_kv_math.jsonl")][:args.limit]
 prepared = [prepare(ex) for ex in examples]
 # the part of the term that is the same for every value: its mean over all examples, for a key's
@@ -107,6 +129,15 @@ for toks, n_kt, rt, n_st, sites, d, dw in prepared:
     common_loss += answer_loss(toks, n_kt, dc).item()
     for j, al in enumerate(alphas):
         path[j] += answer_loss(toks, n_kt, al * d).item()
+    if comp is not None:
+        with torch.no_grad():
+            hB, _ = stream(toks[:n_kt])
+            hA = comp.augment_streams(torch.tensor([toks[:n_kt]]))[ca]
+            added = comp.calm.connections[ci](hB[args.block][None], hA)[0][sites].flatten()
+        dv, dwv = d[sites].flatten(), dw[sites].flatten()
+        comp_size.append(float(added.norm() / dv.norm()))
+        comp_cos_d.append(float(added @ dv / (added.norm() * dv.norm() + 1e-30)))
+        comp_cos_w.append(float(added @ dwv / (added.norm() * dwv.norm() + 1e-30)))
     z = torch.zeros_like(d, requires_grad=True)
     answer_loss(toks, n_kt, z).backward()
     g = -z.grad[sites].flatten()  # steepest descent, at the sites only
@@ -132,3 +163,6 @@ print(f"cosine(steepest descent at 0, term with the right value - term with a wr
       f"positive in {sum(c > 0 for c in cos_w)}/{n}")
 print(f"cosine(steepest descent at 0, random direction): mean {mean(cos_r):.3f}")
 print(f"first-order loss drop along the whole term: {mean(slope_d):.3f}")
+if comp is not None:
+    print(f"{args.calm} at the sites: size / size of the term {mean(comp_size):.3f}, "
+          f"cosine with the term {mean(comp_cos_d):.3f}, with right - wrong {mean(comp_cos_w):.3f}")
