@@ -71,8 +71,8 @@ for s in range(a.steps):
     E = m.model.embed_tokens.weight
     h = m.embed(x)
     if faint:
-        i, t, l, lam = (torch.tensor(v) for v in zip(*faint))
-        mixed = E[l] + lam[:, None].float() * (E[x[i, t]] - E[l])
+        i, t, letter, lam = (torch.tensor(v) for v in zip(*faint))
+        mixed = E[letter] + lam[:, None] * (E[x[i, t]] - E[letter])
         h = h.index_put((i, t), mixed)
     _, loss = m.forward_embeds(h, y, w)
     opt.zero_grad()
