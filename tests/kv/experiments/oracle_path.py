@@ -13,7 +13,9 @@ the sites and reports its cosine with d, with d - d_wrong (the term for another 
 that says which value), and with a random direction of the same size.
 
 With --calm DIR --mA DIR (a trained composition of mA into this anchor with a connection into
-block B) it also compares what that composition adds at the sites with d: size and cosines.
+block B) it also compares what that composition adds at the sites with d (size and cosines), and
+with the term for every value: which value's term it resembles most at each site, whether that is
+the key's value, and how often it is the same value everywhere.
 
 Usage: oracle_path.py MODEL_DIR DATA_DIR GLYPHS_JSON [--block B] [--limit N] [--calm DIR --mA DIR]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl)."""
@@ -115,13 +117,14 @@ path = [0.0] * len(alphas)
 readable = 0.0
 cos_d, cos_r, cos_w, slope_d = [], [], [], []
 comp_size, comp_cos_d, comp_cos_w = [], [], []
+comp_best_cos, comp_best_hit, comp_best_value = [], [], []
 examples = [json.loads(l) for l in open(f"{args.data}/eval_kv_math.jsonl")][:args.limit]
 prepared = [prepare(ex) for ex in examples]
 # the part of the term that is the same for every value: its mean over all examples, for a key's
 # last letter and for the character after it (sites alternate: last letter, character after)
 common = [torch.stack([p[5][p[4][i]] for p in prepared for i in range(j, len(p[4]), 2)]).mean(0) for j in (0, 1)]
 common_loss, cos_c = 0.0, []
-for toks, n_kt, rt, n_st, sites, d, dw in prepared:
+for ex, (toks, n_kt, rt, n_st, sites, d, dw) in zip(examples, prepared):
     readable += answer_loss(rt, n_st).item()
     dc = torch.zeros_like(d)
     for i, s_ in enumerate(sites):
@@ -138,6 +141,23 @@ for toks, n_kt, rt, n_st, sites, d, dw in prepared:
         comp_size.append(float(added.norm() / dv.norm()))
         comp_cos_d.append(float(added @ dv / (added.norm() * dv.norm() + 1e-30)))
         comp_cos_w.append(float(added @ dwv / (added.norm() * dwv.norm() + 1e-30)))
+        # every key written as value g's glyph, g = 0..49: the term for g at each site
+        keys = re.split(r"[-+=]", ex["prompt"])[:-1]
+        ops = re.findall(r"[-+=]", ex["prompt"])
+        ho = stream(toks[:n_kt])[0][args.block]  # the KV prompt itself as the baseline
+        per_site = added.view(len(sites), -1)
+        best = torch.full((len(sites),), -2.0), torch.zeros(len(sites), dtype=torch.long)
+        with torch.no_grad():
+            for g in range(50):
+                gt = [BOS] + list("".join(k[:-1] + glyphs[str(g)] + o for k, o in zip(keys, ops)).encode())
+                dg = stream(gt)[0][args.block][sites] - ho[sites]
+                c = torch.nn.functional.cosine_similarity(per_site, dg, dim=1)
+                better = c > best[0]
+                best[0][better], best[1][better] = c[better], g
+        truth = torch.tensor([val[k] for k in keys for _ in range(2)])
+        comp_best_cos += best[0].tolist()
+        comp_best_hit += (best[1] == truth).tolist()
+        comp_best_value += best[1].tolist()
     z = torch.zeros_like(d, requires_grad=True)
     answer_loss(toks, n_kt, z).backward()
     g = -z.grad[sites].flatten()  # steepest descent, at the sites only
@@ -166,3 +186,7 @@ print(f"first-order loss drop along the whole term: {mean(slope_d):.3f}")
 if comp is not None:
     print(f"{args.calm} at the sites: size / size of the term {mean(comp_size):.3f}, "
           f"cosine with the term {mean(comp_cos_d):.3f}, with right - wrong {mean(comp_cos_w):.3f}")
+    top = max(set(comp_best_value), key=comp_best_value.count)
+    print(f"{args.calm} at each site, the value whose term it resembles most: the key's own value at "
+          f"{mean(comp_best_hit):.3f} of {len(comp_best_hit)} sites (chance 0.02), cosine {mean(comp_best_cos):.3f}; "
+          f"the commonest such value ({top}) at {comp_best_value.count(top) / len(comp_best_value):.3f}")
