@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
@@ -137,88 +138,189 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
 
 /* ---------------------------------------------------------------- attention */
 
-/* Causal attention touches only the keys at or before each query, so the
- * rows are taken in blocks of ATT_BLOCK queries and each block's products
- * stop at its last key: the masked upper blocks of the T x T score matrix
- * are never computed (5/8 of the full products at T = 4 blocks). Entries
- * above the diagonal are stored as zeros, as before. */
-#define ATT_BLOCK 64
+/* The attention products are small: per head, T x T x HS with HS = 64
+ * typically. BLIS spends as much on packing and call set-up as on
+ * arithmetic at these sizes (30-80 GFLOP/s on one core, against ~95 for
+ * large products), so they are done here by one register-tiled kernel that
+ * reads its operands in place. Each OpenMP task runs one (batch, head) on
+ * one thread.
+ *
+ * The kernel computes TILE_M rows of a product C = alpha A B (+ C), where
+ * row r of A is a[r*ar + k*ak] (so A may be read transposed) and B is
+ * row-major with 16-float vectors along its rows. Causal attention takes
+ * the rows in tiles of TILE_M queries; each tile's products stop at its
+ * last key, so the masked upper triangle is never computed. Entries of
+ * probs above the diagonal are stored as zeros. */
+
+typedef float vf16 __attribute__((vector_size(64))); /* one AVX-512 register */
+
+enum { VL = 16, TILE_M = 6 };
+
+static inline vf16 vload(const float *p) {
+    vf16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void vstore(float *p, vf16 v) { memcpy(p, &v, sizeof v); }
+
+/* c[r][0 : NV*VL] = alpha * sum_{k<K} a[r*ar + k*ak] * b[k*ldb + 0 : NV*VL] (+ c if add), r < m <= TILE_M.
+ * NV (1-4) is a constant at every call, so the 6 x NV accumulators live in
+ * registers. Rows past m repeat row m-1 and are not stored. */
+static inline __attribute__((always_inline)) void tile_kernel(const int NV, int m, int K, float alpha, const float *a,
+                                                              long ar, long ak, const float *b, long ldb, float *c,
+                                                              long ldc, int add) {
+    vf16 acc[TILE_M][4];
+    const float *ap[TILE_M];
+    for (int r = 0; r < TILE_M; r++) {
+        ap[r] = a + (r < m ? r : m - 1) * ar;
+        for (int v = 0; v < NV; v++) acc[r][v] = (vf16){0};
+    }
+    for (int k = 0; k < K; k++) {
+        vf16 bv[4];
+        for (int v = 0; v < NV; v++) bv[v] = vload(b + k * ldb + v * VL);
+        for (int r = 0; r < TILE_M; r++) {
+            vf16 x = ap[r][k * ak] - (vf16){0}; /* broadcast (x - 0 is exact, so GCC emits just the broadcast) */
+            for (int v = 0; v < NV; v++) acc[r][v] += x * bv[v];
+        }
+    }
+    for (int r = 0; r < m; r++)
+        for (int v = 0; v < NV; v++) {
+            float *cp = c + r * ldc + v * VL;
+            vf16 y = alpha * acc[r][v];
+            if (add) y += vload(cp);
+            vstore(cp, y);
+        }
+}
+
+/* The same for n columns: 64-column blocks, one block of 16-48, then a
+ * scalar tail for n not a multiple of 16. */
+static void tile_rows(int m, int n, int K, float alpha, const float *a, long ar, long ak, const float *b, long ldb,
+                      float *c, long ldc, int add) {
+    int j = 0;
+    for (; j + 4 * VL <= n; j += 4 * VL) tile_kernel(4, m, K, alpha, a, ar, ak, b + j, ldb, c + j, ldc, add);
+    switch ((n - j) / VL) {
+    case 3: tile_kernel(3, m, K, alpha, a, ar, ak, b + j, ldb, c + j, ldc, add); break;
+    case 2: tile_kernel(2, m, K, alpha, a, ar, ak, b + j, ldb, c + j, ldc, add); break;
+    case 1: tile_kernel(1, m, K, alpha, a, ar, ak, b + j, ldb, c + j, ldc, add); break;
+    }
+    j += (n - j) / VL * VL;
+    for (; j < n; j++)
+        for (int r = 0; r < m; r++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += a[r * ar + k * ak] * b[k * ldb + j];
+            c[r * ldc + j] = alpha * s + (add ? c[r * ldc + j] : 0.0f);
+        }
+}
+
+static int round_up(int n, int to) { return (n + to - 1) / to * to; }
+
+/* xt[d][j] = x[j*stride + d] for j < T, zero for T <= j < Tp: an [HS, Tp] copy
+ * of one head's keys or values, so that the products with them run along
+ * its rows. */
+static void transpose_head(float *xt, const float *x, long stride, int T, int Tp, int HS) {
+    for (int d = 0; d < HS; d++) {
+        for (int j = 0; j < T; j++) xt[(size_t)d * Tp + j] = x[j * stride + d];
+        for (int j = T; j < Tp; j++) xt[(size_t)d * Tp + j] = 0.0f;
+    }
+}
 
 void attention_forward(float *out, float *probs, const float *q, const float *k, const float *v, int B, int T,
                        int NH, int NKV, int HS) {
     const float scale = 1.0f / sqrtf((float)HS);
     const int group = NH / NKV;
-    const int qs = NH * HS, ks = NKV * HS; /* row strides */
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *qb = q + (size_t)b * T * qs + (size_t)h * HS;
-            const float *kb = k + (size_t)b * T * ks + (size_t)(h / group) * HS;
-            const float *vb = v + (size_t)b * T * ks + (size_t)(h / group) * HS;
-            float *ob = out + (size_t)b * T * qs + (size_t)h * HS;
-            float *P = probs + ((size_t)b * NH + h) * T * T;
-            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                const int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T; /* keys [0, i1) */
-                sgemm_1t(0, 1, i1 - i0, i1, HS, scale, qb + (size_t)i0 * qs, qs, kb, ks, 0.0f, P + (size_t)i0 * T, T);
-                for (int t = i0; t < i1; t++) {
-                    float *p = P + (size_t)t * T;
-                    float mx = p[0];
+    const long qs = (long)NH * HS, ks = (long)NKV * HS; /* row strides */
+    const int Tp = round_up(T, VL);
+#pragma omp parallel
+    {
+        float *kt = xalloc_floats((size_t)HS * Tp), *s = xalloc_floats((size_t)TILE_M * Tp);
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+                const float *qb = q + (size_t)b * T * qs + (size_t)h * HS;
+                const float *kb = k + (size_t)b * T * ks + (size_t)(h / group) * HS;
+                const float *vb = v + (size_t)b * T * ks + (size_t)(h / group) * HS;
+                float *ob = out + (size_t)b * T * qs + (size_t)h * HS;
+                float *P = probs + ((size_t)b * NH + h) * T * T;
+                transpose_head(kt, kb, ks, T, Tp, HS);
+                for (int i0 = 0; i0 < T; i0 += TILE_M) {
+                    const int m = T - i0 < TILE_M ? T - i0 : TILE_M, n = i0 + m; /* queries, keys [0, n) */
+                    /* scores of the tile's queries against keys [0, n), rounded up to whole vectors */
+                    tile_rows(m, round_up(n, VL), HS, scale, qb + (size_t)i0 * qs, qs, 1, kt, Tp, s, Tp, 0);
+                    for (int r = 0; r < m; r++) {
+                        const int t = i0 + r;
+                        const float *x = s + (size_t)r * Tp;
+                        float *p = P + (size_t)t * T;
+                        float mx = x[0];
 #pragma omp simd reduction(max : mx)
-                    for (int j = 1; j <= t; j++) mx = p[j] > mx ? p[j] : mx;
-                    float sum = 0.0f;
+                        for (int j = 1; j <= t; j++) mx = x[j] > mx ? x[j] : mx;
+                        float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-                    for (int j = 0; j <= t; j++) sum += (p[j] = calm_expf(p[j] - mx));
-                    float inv = 1.0f / sum;
-                    for (int j = 0; j <= t; j++) p[j] *= inv;
-                    for (int j = t + 1; j < T; j++) p[j] = 0.0f; /* causal */
+                        for (int j = 0; j <= t; j++) sum += (p[j] = calm_expf(x[j] - mx));
+                        const float inv = 1.0f / sum;
+                        for (int j = 0; j <= t; j++) p[j] *= inv;
+                        for (int j = t + 1; j < T; j++) p[j] = 0.0f; /* causal */
+                    }
+                    tile_rows(m, HS, n, 1.0f, P + (size_t)i0 * T, T, 1, vb, ks, ob + (size_t)i0 * qs, qs, 0);
                 }
-                sgemm_1t(0, 0, i1 - i0, HS, i1, 1.0f, P + (size_t)i0 * T, T, vb, ks, 0.0f, ob + (size_t)i0 * qs, qs);
             }
-        }
+        free(kt), free(s);
+    }
 }
 
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
                         const float *k, const float *v, const float *probs, int B, int T, int NH, int NKV, int HS) {
     const float scale = 1.0f / sqrtf((float)HS);
     const int group = NH / NKV;
-    const int qs = NH * HS, ks = NKV * HS;
-    /* One task per (batch, kv head): the query heads of a group all write the
-     * same dk/dv rows, so they run in one task, in order. */
-#pragma omp parallel for collapse(2) schedule(dynamic)
-    for (int b = 0; b < B; b++)
-        for (int g = 0; g < NKV; g++) {
-            const float *kb = k + (size_t)b * T * ks + (size_t)g * HS;
-            const float *vb = v + (size_t)b * T * ks + (size_t)g * HS;
-            float *dkb = dk + (size_t)b * T * ks + (size_t)g * HS;
-            float *dvb = dv + (size_t)b * T * ks + (size_t)g * HS;
-            for (int h = g * group; h < (g + 1) * group; h++) {
-                const float *P = probs + ((size_t)b * NH + h) * T * T;
-                float *dS = scratch + ((size_t)b * NH + h) * T * T;
-                const float *qb = q + (size_t)b * T * qs + (size_t)h * HS;
-                const float *dob = dout + (size_t)b * T * qs + (size_t)h * HS;
-                float *dqb = dq + (size_t)b * T * qs + (size_t)h * HS;
-                for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) { /* query blocks: keys [0, i1) */
-                    const int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                    float *dSi = dS + (size_t)i0 * T;
-                    sgemm_1t(0, 1, i1 - i0, i1, HS, 1.0f, dob + (size_t)i0 * qs, qs, vb, ks, 0.0f, dSi, T); /* dP = dO V^T */
-                    for (int t = i0; t < i1; t++) {                                   /* softmax backward */
-                        const float *p = P + (size_t)t * T;
-                        float *d = dS + (size_t)t * T, dot = 0.0f;
-                        for (int j = 0; j <= t; j++) dot += d[j] * p[j];
-                        for (int j = 0; j <= t; j++) d[j] = p[j] * (d[j] - dot);
-                        for (int j = t + 1; j < i1; j++) d[j] = 0.0f;
+    const long qs = (long)NH * HS, ks = (long)NKV * HS;
+    const int Tp = round_up(T, VL);
+#pragma omp parallel
+    {
+        float *vt = xalloc_floats((size_t)HS * Tp), *s = xalloc_floats((size_t)TILE_M * Tp);
+        /* One task per (batch, kv head): the query heads of a group all write
+         * the same dk/dv rows, so they run in one task, in order. */
+#pragma omp for collapse(2) schedule(dynamic)
+        for (int b = 0; b < B; b++)
+            for (int g = 0; g < NKV; g++) {
+                const float *kb = k + (size_t)b * T * ks + (size_t)g * HS;
+                const float *vb = v + (size_t)b * T * ks + (size_t)g * HS;
+                float *dkb = dk + (size_t)b * T * ks + (size_t)g * HS;
+                float *dvb = dv + (size_t)b * T * ks + (size_t)g * HS;
+                transpose_head(vt, vb, ks, T, Tp, HS);
+                for (int h = g * group; h < (g + 1) * group; h++) {
+                    const float *P = probs + ((size_t)b * NH + h) * T * T;
+                    float *dS = scratch + ((size_t)b * NH + h) * T * T;
+                    const float *qb = q + (size_t)b * T * qs + (size_t)h * HS;
+                    const float *dob = dout + (size_t)b * T * qs + (size_t)h * HS;
+                    float *dqb = dq + (size_t)b * T * qs + (size_t)h * HS;
+                    for (int i0 = 0; i0 < T; i0 += TILE_M) { /* query tiles: keys [0, n) */
+                        const int m = T - i0 < TILE_M ? T - i0 : TILE_M, n = i0 + m;
+                        tile_rows(m, round_up(n, VL), HS, 1.0f, dob + (size_t)i0 * qs, qs, 1, vt, Tp, s, Tp,
+                                  0); /* dP = dO V^T */
+                        for (int r = 0; r < m; r++) { /* softmax backward */
+                            const int t = i0 + r;
+                            const float *p = P + (size_t)t * T, *x = s + (size_t)r * Tp;
+                            float *d = dS + (size_t)t * T, dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                            for (int j = 0; j <= t; j++) dot += x[j] * p[j];
+                            for (int j = 0; j <= t; j++) d[j] = p[j] * (x[j] - dot);
+                            for (int j = t + 1; j < T; j++) d[j] = 0.0f; /* read as zeros below */
+                        }
+                        tile_rows(m, HS, n, scale, dS + (size_t)i0 * T, T, 1, kb, ks, dqb + (size_t)i0 * qs, qs,
+                                  1); /* dQ += s dS K */
                     }
-                    sgemm_1t(0, 0, i1 - i0, HS, i1, scale, dSi, T, kb, ks, 1.0f, dqb + (size_t)i0 * qs, qs); /* dQ += s dS K */
-                }
-                for (int j0 = 0; j0 < T; j0 += ATT_BLOCK) { /* key blocks: queries [j0, T) */
-                    const int jn = (j0 + ATT_BLOCK < T ? j0 + ATT_BLOCK : T) - j0;
-                    sgemm_1t(1, 0, jn, HS, T - j0, 1.0f, P + (size_t)j0 * T + j0, T, dob + (size_t)j0 * qs, qs, 1.0f,
-                             dvb + (size_t)j0 * ks, ks); /* dV += P^T dO */
-                    sgemm_1t(1, 0, jn, HS, T - j0, scale, dS + (size_t)j0 * T + j0, T, qb + (size_t)j0 * qs, qs, 1.0f,
-                             dkb + (size_t)j0 * ks, ks); /* dK += s dS^T Q */
+                    for (int j0 = 0; j0 < T; j0 += TILE_M) { /* key tiles: queries [j0, T), read down columns */
+                        const int m = T - j0 < TILE_M ? T - j0 : TILE_M;
+                        const size_t at = (size_t)j0 * T + j0;
+                        tile_rows(m, HS, T - j0, 1.0f, P + at, 1, T, dob + (size_t)j0 * qs, qs, dvb + (size_t)j0 * ks,
+                                  ks, 1); /* dV += P^T dO */
+                        tile_rows(m, HS, T - j0, scale, dS + at, 1, T, qb + (size_t)j0 * qs, qs,
+                                  dkb + (size_t)j0 * ks, ks, 1); /* dK += s dS^T Q */
+                    }
                 }
             }
-        }
+        free(vt), free(s);
+    }
 }
 
 /* ------------------------------------------------------------------- swiglu */

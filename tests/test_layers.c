@@ -573,6 +573,12 @@ static void test_attention_forward(void **state) {
     /* Longer than the 64-query blocks of attention_forward, with a partial
      * last block: the skipped upper blocks must still read as zeros. */
     attention_forward_case(2, 150, 2, 1, 8);
+    /* Head sizes that take the kernel's vector paths: four, three and one
+     * 16-float vectors per row, and one vector plus a scalar tail; T not a
+     * multiple of the 6-query tiles or of 16 keys. */
+    attention_forward_case(2, 70, 4, 2, 64);
+    attention_forward_case(1, 37, 2, 1, 48);
+    attention_forward_case(1, 23, 3, 3, 20);
 }
 
 static void attention_grad_case(int B, int T, int NH, int NKV, int HS) {
@@ -613,7 +619,10 @@ static void test_attention_backward(void **state) {
     attention_grad_case(2, 7, 4, 2, 6);
     attention_grad_case(2, 7, 4, 1, 6);
     attention_grad_case(1, 5, 2, 2, 3); /* odd head size */
-    attention_grad_case(1, 140, 2, 1, 4); /* three 64-query blocks, the last partial */
+    attention_grad_case(1, 140, 2, 1, 4); /* many query tiles, the last partial */
+    attention_grad_case(1, 70, 2, 1, 64); /* the vector paths, as in the forward cases */
+    attention_grad_case(1, 37, 4, 2, 48);
+    attention_grad_case(2, 23, 2, 2, 20);
 }
 
 /* ------------------------------------------------------------ exp */
