@@ -13,7 +13,7 @@ is what keeps the composition from the keys' values).
   /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
       --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
 """
-import argparse, json, math, os, random, sys, time
+import argparse, json, math, os, random, re, sys, time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
 import torch, torch.nn as nn, torch.nn.functional as Fn
 import llama_ref, safetensors_io, compose_ref
@@ -31,6 +31,9 @@ p.add_argument("--lr", type=float, default=3e-3); p.add_argument("--wd", type=fl
 p.add_argument("--heads", type=int, default=0); p.add_argument("--limit", type=int, default=100)
 p.add_argument("--threads", type=int, default=1); p.add_argument("--seed", type=int, default=21)
 p.add_argument("--random-mA", type=int, default=0)
+p.add_argument("--dump", default="", help="write every evaluated prompt with its greedy answer here (JSON Lines)")
+p.add_argument("--slots", default="", help="TABLE.tsv: after training, report which value the composition "
+               "writes after each key, read against the anchor's slot tables (mB/slots.safetensors, slot_anchor.py)")
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed); random.seed(a.seed)
 
@@ -107,6 +110,9 @@ def lr_at(s):
     pr = (s - warm) / max(1, a.steps - warm)
     return a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * pr)))
 
+answers = []
+
+
 @torch.no_grad()
 def evaluate(f, limit):
     rs = rows(f)[:limit]
@@ -128,6 +134,8 @@ def evaluate(f, limit):
             x = torch.cat([x, nxt[:, None]], 1)
         for r, o, d in zip(g, outs, done):
             ok += d and bytes(o) == r["target"].encode()
+            answers.append({"file": f, "prompt": r["prompt"], "target": r["target"],
+                            "answer": bytes(o).decode(errors="replace"), "ok": bool(d and bytes(o) == r["target"].encode())})
     return ok / len(rs)
 
 t0 = time.time(); ema = None
@@ -140,4 +148,41 @@ for s in range(a.steps):
     if s % 100 == 0 or s == a.steps - 1:
         print(f"step {s} loss {loss.item():.3f} ema {ema:.3f} {time.time()-t0:.0f}s", flush=True)
 res = {f.split("/")[-1]: evaluate(f, a.limit) for f in a.eval}
+
+
+@torch.no_grad()
+def site_values(f, limit):
+    """Share of the sites after a key (its operator or '=') where the composition's addition is nearest,
+    among E(0..49) of the anchor's slot tables, to E(the key's value); and its mean cosine with it."""
+    table = {l.split("\t")[0]: int(l.split("\t")[1]) for l in open(a.slots).read().splitlines()[1:]}
+    S = safetensors_io.read(a.mB + "/slots.safetensors")[0]
+    Et = torch.stack([torch.as_tensor(S["A"])[v // 10] + torch.as_tensor(S["B"])[v % 10] for v in range(50)])
+    added = {}
+    conn_i = [i for i, (_, b) in enumerate(conn) if b == 0]
+    def hook(i):
+        def h(mod, inp, out):
+            added[i] = out
+        return h
+    hs = [comp.calm.connections[i].register_forward_hook(hook(i)) for i in conn_i]
+    hit = n = 0; cos = 0.0
+    for r in rows(f)[:limit]:
+        x = torch.tensor([[256] + list(r["prompt"].encode())])
+        comp(x)
+        add = sum(added[i] for i in conn_i)[0]
+        for mt in re.finditer(r"[a-z]+", r["prompt"]):
+            t = mt.end() + 1  # the character after the key, +1 for BOS
+            d = add[t]
+            sims = Fn.cosine_similarity(d[None], Et, dim=-1)
+            v = table[mt.group()]
+            hit += int(sims.argmax()) == v; cos += float(sims[v]); n += 1
+    for h in hs:
+        h.remove()
+    return {"nearest_is_value": hit / n, "cos_with_value": cos / n}
+if a.slots:
+    for f in a.eval:
+        if "kv_math" in f:
+            res[f.split("/")[-1] + ":sites"] = site_values(f, a.limit)
+if a.dump:
+    with open(a.dump, "w") as fd:
+        fd.writelines(json.dumps(x) + "\n" for x in answers)
 print("RESULT", json.dumps(vars(a)), json.dumps(res), flush=True)
