@@ -13,10 +13,11 @@ beside the model (slots.safetensors) for diagnosis; the model directory is a pla
 
   slot_anchor.py DATA_DIR OUT_DIR [--steps N] [--block B] [--p-slot P] ...
 """
-import argparse, json, math, os, random, re, sys, time
+import argparse, json, os, random, re, sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
 import torch
 import llama_ref, safetensors_io
+import trainloop
 from kvgen import word
 
 ap = argparse.ArgumentParser()
@@ -151,23 +152,14 @@ if a.eval_only:
         print(sc, json.dumps({"num_math_with_adds": accuracy(0, 0, 1.0, sc), "all_slots": accuracy(1.0, 1.0, 0, sc),
                               "one_slot": accuracy(1.0, 0.0, 0, sc)}), flush=True)
     sys.exit(0)
-params = list(m.parameters()) + [A, B]
-opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.95))
-warm = a.steps // 20 + 1
-t0, ema = time.time(), None
-for s in range(a.steps):
-    lr = a.lr * min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.steps)))
-    for g in opt.param_groups:
-        g["lr"] = lr
+
+
+def step_loss():
     x, y, w, inj = batch(rng.sample(rows, a.batch), a.p_slot, a.p_op, a.q_num)
-    _, loss = forward(x, inj, y, w, a.soft)
-    opt.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
-    ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-    if s % 200 == 0 or s == a.steps - 1:
-        print(f"step {s} loss {loss.item():.3f} ema {ema:.3f} {time.time() - t0:.0f}s", flush=True)
+    return forward(x, inj, y, w, a.soft)[1]
+
+
+trainloop.train(list(m.parameters()) + [A, B], a.steps, a.lr, step_loss, log_every=200)
 
 res = {"num_math": accuracy(0, 0, 0), "num_math_with_adds": accuracy(0, 0, 1.0),
        "all_slots": accuracy(1.0, 1.0, 0), "one_slot": accuracy(1.0, 0.0, 0)}

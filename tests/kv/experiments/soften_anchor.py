@@ -12,12 +12,12 @@ its strength should let the answer loss lead a composition toward the full term.
 
 Usage: soften_anchor.py MODEL_DIR ANCHOR_JSONL GLYPHS_JSON OUT_DIR [--steps N] [--p P]
   writes OUT_DIR/config.json (copied) and OUT_DIR/model.safetensors"""
-import argparse, json, math, os, random, shutil, sys, time
+import argparse, json, os, random, shutil, sys
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import llama_ref, safetensors_io  # noqa: E402
+import llama_ref, safetensors_io, trainloop  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("glyphs"); ap.add_argument("out")
@@ -59,29 +59,22 @@ def batch(rs):
     return x, y, w, faint
 
 
-params = list(m.parameters())
-opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01, betas=(0.9, 0.95))
-warm = a.steps // 20 + 1
-t0, ema = time.time(), None
-for s in range(a.steps):
-    lr = a.lr * min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / a.steps)))
-    for g in opt.param_groups:
-        g["lr"] = lr
+n_faint = [0]
+
+
+def step_loss():
     x, y, w, faint = batch(rng.sample(rows, a.batch))
+    n_faint[0] = len(faint)
     E = m.model.embed_tokens.weight
     h = m.embed(x)
     if faint:
         i, t, letter, lam = (torch.tensor(v) for v in zip(*faint))
         mixed = E[letter] + lam[:, None] * (E[x[i, t]] - E[letter])
         h = h.index_put((i, t), mixed)
-    _, loss = m.forward_embeds(h, y, w)
-    opt.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    opt.step()
-    ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-    if s % 100 == 0 or s == a.steps - 1:
-        print(f"step {s} loss {loss.item():.3f} ema {ema:.3f} faint {len(faint)} {time.time() - t0:.0f}s", flush=True)
+    return m.forward_embeds(h, y, w)[1]
+
+
+trainloop.train(list(m.parameters()), a.steps, a.lr, step_loss, note=lambda: f" faint {n_faint[0]}")
 
 os.makedirs(a.out, exist_ok=True)
 shutil.copy(f"{a.model}/config.json", f"{a.out}/config.json")
