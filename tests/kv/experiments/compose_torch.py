@@ -31,6 +31,9 @@ p.add_argument("--lr", type=float, default=3e-3); p.add_argument("--wd", type=fl
 p.add_argument("--heads", type=int, default=0); p.add_argument("--limit", type=int, default=100)
 p.add_argument("--threads", type=int, default=1); p.add_argument("--seed", type=int, default=21)
 p.add_argument("--random-mA", type=int, default=0)
+p.add_argument("--q-scale", type=float, default=1.0,
+               help="scale q_proj's initial weights: the anchor's stream is un-normalised (norm 55-90 after block "
+                    "0), so at 1 the cross-attention starts peaked on arbitrary positions (max probability 0.6)")
 p.add_argument("--dump", default="", help="write every evaluated prompt with its greedy answer here (JSON Lines)")
 p.add_argument("--slots", default="", help="TABLE.tsv: after training, report which value the composition "
                "writes after each key, read against the anchor's slot tables (mB/slots.safetensors, slot_anchor.py)")
@@ -83,6 +86,9 @@ comp = MaskedComposition(mA, mB, conn, a.heads)
 H = comp.H
 comp.calm.connections = nn.ModuleList(RopeConn(mA.config.hidden_size, mB.config.hidden_size, H) for _ in conn)
 comp.init_random()
+with torch.no_grad():
+    for c in comp.calm.connections:
+        c.q_proj.weight.mul_(a.q_scale)
 
 def rows(f):
     return [json.loads(l) for l in open(f)]
