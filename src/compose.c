@@ -318,99 +318,107 @@ double compose_flops_per_step(const Composer *c, int Bsz, int T) {
 
 /* ------------------------------------------------------------- generation */
 
+/* Lockstep decoding of n_seq sequences through both models: mA up to its
+ * highest connected block, then mB with each connection's cross-attention
+ * over a growing cache of K, V rows projected from mA's stream. */
 typedef struct {
     Composer *c;
-    int pos, max_T;
-    float *hA;     /* [n_conn, dA]: mA's stream at this position */
-    float *kc, *vc; /* [n_conn, max_T, dB] */
-    float *tmp;    /* [4 * dB] */
-    float *scores; /* [max_T] */
+    KVCache ka, kb;
+    int n_seq, max_T, pos;
+    const int *seqs; /* the rows of the current step: their sequences */
+    int n;
+    float *hA;       /* [n_conn, n_seq, dA]: mA's stream at this position, by row */
+    float *kc, *vc;  /* [n_conn, n_seq, max_T, dB] */
+    float *tmp;      /* [n_seq, 4 * dB]: P, q, att, out of each row */
+    float *scores;   /* [n_seq, H, max_T] */
 } GenState;
 
-static void gen_augment_hook(void *ctx, int layer, float *x, int Bsz, int T) {
+static void gen_augment_hook(void *ctx, int layer, float *x, int n, int T) {
     GenState *s = ctx;
+    const size_t dA = (size_t)s->c->dA;
     for (int i = 0; i < s->c->cfg.n_conn; i++)
-        if (s->c->cfg.conn[i].a == layer) memcpy(s->hA + (size_t)i * s->c->dA, x, (size_t)s->c->dA * sizeof(float));
+        if (s->c->cfg.conn[i].a == layer) memcpy(s->hA + (size_t)i * s->n_seq * dA, x, (size_t)n * dA * sizeof(float));
 }
 
-static void gen_anchor_hook(void *ctx, int layer, float *x, int Bsz, int T) {
+static void gen_anchor_hook(void *ctx, int layer, float *x, int n, int T) {
     GenState *s = ctx;
     Composer *c = s->c;
     const int dA = c->dA, dB = c->dB, HS = c->HS, pos = s->pos;
     const float scale = 1.0f / sqrtf((float)HS);
-    float *P = s->tmp, *q = P + dB, *att = q + dB, *out = att + dB;
+    const size_t seq_stride = (size_t)s->max_T * dB;
+    float *P = s->tmp, *q = P + (size_t)n * dB, *att = q + (size_t)n * dB, *out = att + (size_t)n * dB;
     for (int i = 0; i < c->cfg.n_conn; i++) {
         if (c->cfg.conn[i].b != layer) continue;
         const ConnParams *w = &c->p[i];
-        float *K = s->kc + (size_t)i * s->max_T * dB, *V = s->vc + (size_t)i * s->max_T * dB;
-        linear_forward(P, s->hA + (size_t)i * dA, w->proj_w, w->proj_b, 1, dA, dB);
-        linear_forward(K + (size_t)pos * dB, P, w->wk, NULL, 1, dB, dB);
-        linear_forward(V + (size_t)pos * dB, P, w->wv, NULL, 1, dB, dB);
-        linear_forward(q, x, w->wq, NULL, 1, dB, dB);
-        for (int h = 0; h < c->H; h++) {
-            const float *qh = q + (size_t)h * HS;
-            float mx = -INFINITY, sum = 0.0f;
-            for (int j = 0; j <= pos; j++) {
-                float d = 0.0f;
-                for (int e = 0; e < HS; e++) d += qh[e] * K[(size_t)j * dB + h * HS + e];
-                s->scores[j] = d * scale;
-                mx = s->scores[j] > mx ? s->scores[j] : mx;
-            }
-            for (int j = 0; j <= pos; j++) sum += (s->scores[j] = calm_expf(s->scores[j] - mx));
-            float *o = att + (size_t)h * HS;
-            for (int e = 0; e < HS; e++) o[e] = 0.0f;
-            for (int j = 0; j <= pos; j++) {
-                float p = s->scores[j] / sum;
-                for (int e = 0; e < HS; e++) o[e] += p * V[(size_t)j * dB + h * HS + e];
-            }
+        float *K = s->kc + (size_t)i * s->n_seq * seq_stride, *V = s->vc + (size_t)i * s->n_seq * seq_stride;
+        linear_forward(P, s->hA + (size_t)i * s->n_seq * dA, w->proj_w, w->proj_b, n, dA, dB);
+        linear_forward(att, P, w->wk, NULL, n, dB, dB); /* att, out: scratch for the new K, V rows */
+        linear_forward(out, P, w->wv, NULL, n, dB, dB);
+        for (int r = 0; r < n; r++) {
+            size_t at = (size_t)s->seqs[r] * seq_stride + (size_t)pos * dB;
+            memcpy(K + at, att + (size_t)r * dB, (size_t)dB * sizeof(float));
+            memcpy(V + at, out + (size_t)r * dB, (size_t)dB * sizeof(float));
         }
-        linear_forward(out, att, w->wo, NULL, 1, dB, dB);
-        for (int e = 0; e < dB; e++) x[e] += out[e];
+        linear_forward(q, x, w->wq, NULL, n, dB, dB);
+#pragma omp parallel for collapse(2) schedule(static) if (n * c->H >= 8)
+        for (int r = 0; r < n; r++)
+            for (int h = 0; h < c->H; h++) {
+                const float *qh = q + (size_t)r * dB + (size_t)h * HS;
+                const float *Kh = K + (size_t)s->seqs[r] * seq_stride + (size_t)h * HS;
+                const float *Vh = V + (size_t)s->seqs[r] * seq_stride + (size_t)h * HS;
+                float *sc = s->scores + ((size_t)r * c->H + h) * s->max_T, *o = att + (size_t)r * dB + (size_t)h * HS;
+                attention_decode_row(o, sc, qh, Kh, Vh, pos, HS, (size_t)dB, scale);
+            }
+        linear_forward(out, att, w->wo, NULL, n, dB, dB);
+        for (size_t e = 0; e < (size_t)n * dB; e++) x[e] += out[e];
     }
 }
 
-int compose_generate(Composer *c, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
-                     uint64_t seed, int *out) {
-    int cap = n_prompt + max_new;
-    if (cap > c->B->cfg.max_seq_len) cap = c->B->cfg.max_seq_len;
-    if (cap > c->A->cfg.max_seq_len) cap = c->A->cfg.max_seq_len;
-    KVCache ka, kb;
-    kvcache_init(&ka, &c->A->cfg, cap);
-    kvcache_init(&kb, &c->B->cfg, cap);
-    GenState s = {c, 0, cap, NULL, NULL, NULL, NULL, NULL};
-    s.hA = xalloc_floats((size_t)c->cfg.n_conn * c->dA);
-    s.kc = xalloc_floats((size_t)c->cfg.n_conn * cap * c->dB);
-    s.vc = xalloc_floats((size_t)c->cfg.n_conn * cap * c->dB);
-    s.tmp = xalloc_floats(4 * (size_t)c->dB);
-    s.scores = xalloc_floats((size_t)cap);
-    Rng rng;
-    rng_seed(&rng, seed, 0x5a3e);
-    int n_valid = c->B->cfg.vocab_size < TOK_N_SPECIAL ? c->B->cfg.vocab_size : TOK_N_SPECIAL;
-    float *logits = NULL;
-    int n = 0, tok = -1;
-    for (int i = 0; s.pos < cap; i++) {
-        if (i < n_prompt) tok = prompt[i];
-        else {
-            if (!logits || n >= max_new) break;
-            tok = sample_token(logits, n_valid, temperature, top_k, &rng);
-            out[n++] = tok;
-            if (tok == TOK_EOS) break;
-        }
-        model_decode_step_ex(c->A, &ka, tok, c->a_max + 1, gen_augment_hook, &s);
-        logits = model_decode_step_ex(c->B, &kb, tok, c->B->cfg.n_layers, gen_anchor_hook, &s);
-        s.pos++;
-    }
-    /* The cache may run out before max_new: the last logits still give a token. */
-    if (logits && n < max_new && s.pos == cap && (n == 0 || out[n - 1] != TOK_EOS))
-        out[n++] = sample_token(logits, n_valid, temperature, top_k, &rng);
+static float *compose_decode_step(void *ctx, const int *seqs, const int *tokens, int n) {
+    GenState *s = ctx;
+    Composer *c = s->c;
+    s->seqs = seqs;
+    s->n = n;
+    model_decode_step_ex(c->A, &s->ka, seqs, tokens, n, c->a_max + 1, gen_augment_hook, s);
+    float *logits = model_decode_step_ex(c->B, &s->kb, seqs, tokens, n, c->B->cfg.n_layers, gen_anchor_hook, s);
+    s->pos++;
+    return logits;
+}
+
+long compose_generate_batch(Composer *c, GenSeq *seqs, int n, const GenOpts *o) {
+    int max_T = c->B->cfg.max_seq_len < c->A->cfg.max_seq_len ? c->B->cfg.max_seq_len : c->A->cfg.max_seq_len;
+    int cap = generate_positions(seqs, n, max_T);
+    if (n <= 0 || cap <= 0) return 0;
+    GenState s;
+    memset(&s, 0, sizeof s);
+    s.c = c;
+    s.n_seq = n;
+    s.max_T = cap;
+    kvcache_init(&s.ka, &c->A->cfg, n, cap);
+    kvcache_init(&s.kb, &c->B->cfg, n, cap);
+    const size_t nc = (size_t)c->cfg.n_conn, ns = (size_t)n;
+    s.hA = xalloc_floats(nc * ns * c->dA);
+    s.kc = xalloc_floats(nc * ns * cap * c->dB);
+    s.vc = xalloc_floats(nc * ns * cap * c->dB);
+    s.tmp = xalloc_floats(ns * 4 * c->dB);
+    s.scores = xalloc_floats(ns * c->H * cap);
+    long total = generate_lockstep(compose_decode_step, &s, c->B->cfg.vocab_size, cap, seqs, n, o);
     free(s.hA);
     free(s.kc);
     free(s.vc);
     free(s.tmp);
     free(s.scores);
-    kvcache_free(&ka);
-    kvcache_free(&kb);
-    return n;
+    kvcache_free(&s.ka);
+    kvcache_free(&s.kb);
+    return total;
+}
+
+int compose_generate(Composer *c, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
+                     uint64_t seed, int *out) {
+    GenSeq s = {prompt, n_prompt, max_new, out, 0};
+    GenOpts o = {temperature, top_k, seed, -1};
+    compose_generate_batch(c, &s, 1, &o);
+    return s.n_out;
 }
 
 /* ------------------------------------------------------------ directories */

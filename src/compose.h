@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "sample.h"
 
 #define COMPOSE_MAX_CONN 64
 
@@ -109,7 +110,9 @@ void compose_xattn_backward(Composer *c, int i, const ConnActs *a, float *dresid
 double compose_flops_per_step(const Composer *c, int Bsz, int T);
 
 /* Greedy / sampled generation with KV caches for both models and a growing
- * cross-attention cache per connection; equals full recomputation. */
+ * cross-attention cache per connection; equals full recomputation.
+ * compose_generate_batch decodes many sequences in lockstep (sample.h). */
+long compose_generate_batch(Composer *c, GenSeq *seqs, int n, const GenOpts *o);
 int compose_generate(Composer *c, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
                      uint64_t seed, int *out);
 

@@ -387,3 +387,21 @@ void crossentropy_backward(float *dlogits, const float *logits, const int *targe
         d[targets[n]] -= w;
     }
 }
+
+/* One query row of a KV-cache decode (see layers.h). */
+void attention_decode_row(float *o, float *sc, const float *q, const float *kb, const float *vb, int pos, int HS,
+                          size_t stride, float scale) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int j = 0; j <= pos; j++) {
+        float d = 0.0f;
+        for (int i = 0; i < HS; i++) d += q[i] * kb[(size_t)j * stride + i];
+        sc[j] = d * scale;
+        mx = sc[j] > mx ? sc[j] : mx;
+    }
+    for (int j = 0; j <= pos; j++) sum += (sc[j] = calm_expf(sc[j] - mx));
+    for (int i = 0; i < HS; i++) o[i] = 0.0f;
+    for (int j = 0; j <= pos; j++) {
+        float p = sc[j] / sum;
+        for (int i = 0; i < HS; i++) o[i] += p * vb[(size_t)j * stride + i];
+    }
+}

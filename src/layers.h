@@ -11,6 +11,8 @@
 #ifndef CALM_LAYERS_H
 #define CALM_LAYERS_H
 
+#include <stddef.h>
+
 /* out[N,C] = wte[tokens[n], :] */
 void embedding_forward(float *out, const int *tokens, const float *wte, int N, int C);
 void embedding_backward(float *dwte, const float *dout, const int *tokens, int N, int C);
@@ -40,6 +42,11 @@ void attention_forward(float *out, float *probs, const float *q, const float *k,
 /* scratch: [B,NH,T,T]. */
 void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q,
                         const float *k, const float *v, const float *probs, int B, int T, int NH, int NKV, int HS);
+/* One new query row of one head over cached positions 0..pos (KV-cache
+ * decoding): o[HS] = softmax(q k_j^T scale) v_j, where k_j = k[j*stride] and
+ * v_j = v[j*stride]; sc [pos+1] is scratch. */
+void attention_decode_row(float *o, float *sc, const float *q, const float *k, const float *v, int pos, int HS,
+                          size_t stride, float scale);
 
 /* out = silu(gate) * up, elementwise over n. */
 void swiglu_forward(float *out, const float *gate, const float *up, long n);

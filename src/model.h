@@ -193,21 +193,28 @@ double model_flops_per_step(const ModelConfig *c, int B, int T, GradMode mode);
 /* Forward FLOPs of one block: matmuls (returned) and causal attention (*att). */
 double model_block_flops(const ModelConfig *c, int B, int T, double *att);
 
-/* ---- inference with a KV cache ---- */
+/* ---- inference with a KV cache ----
+ * A cache holds n_seq sequences decoded in lockstep: each call feeds one token
+ * to each of a chosen subset of them, all at the common position len, so the
+ * projections of every fed row run as one matrix product. */
 typedef struct {
-    int max_T, len;
-    float *k, *v; /* [L, max_T, NKV*HS] after RoPE */
-    float *x, *xb, *q, *att, *hb, *hb2, *scores, *logits; /* scratch for one position */
+    int n_seq, max_T, len;
+    float *k, *v; /* [L, n_seq, max_T, NKV*HS] after RoPE */
+    /* scratch for up to n_seq rows */
+    float *x, *xb, *q, *knew, *vnew, *att, *hb, *hb2, *rstd, *scores, *logits;
 } KVCache;
 
-void kvcache_init(KVCache *c, const ModelConfig *cfg, int max_T);
+void kvcache_init(KVCache *c, const ModelConfig *cfg, int n_seq, int max_T);
 void kvcache_free(KVCache *c);
-/* Feed one token at position c->len, append its K/V, return logits [V]
- * (pointer into the cache's scratch). */
-float *model_decode_step(Model *m, KVCache *c, int token);
+/* Feed tokens[r] to sequence seqs[r] (seqs NULL: sequence r), r < n <= n_seq,
+ * at position c->len; append their K/V, advance len and return logits [n, V]
+ * (pointer into the cache's scratch). Sequences not fed keep a hole at this
+ * position and must not be fed again. */
+float *model_decode_step(Model *m, KVCache *c, const int *seqs, const int *tokens, int n);
 /* The same through blocks 0..n_blocks-1 only (returns NULL when that stops
- * short of the head), calling hook(l, x) with the residual after each block,
- * as model_forward's hook does with B = T = 1. */
-float *model_decode_step_ex(Model *m, KVCache *c, int token, int n_blocks, ResidHook hook, void *hook_ctx);
+ * short of the head), calling hook(l, x, n, 1) with the residual rows after
+ * each block, as model_forward's hook does with B = n, T = 1. */
+float *model_decode_step_ex(Model *m, KVCache *c, const int *seqs, const int *tokens, int n, int n_blocks,
+                            ResidHook hook, void *hook_ctx);
 
 #endif

@@ -37,24 +37,75 @@ int sample_token(const float *logits, int n_valid, float temperature, int top_k,
     return best;
 }
 
+int generate_positions(const GenSeq *seqs, int n, int max_T) {
+    int cap = 0;
+    for (int i = 0; i < n; i++)
+        if (seqs[i].n_prompt + seqs[i].max_new > cap) cap = seqs[i].n_prompt + seqs[i].max_new;
+    return cap < max_T ? cap : max_T;
+}
+
+long generate_lockstep(DecodeFn fn, void *ctx, int vocab, int max_T, GenSeq *seqs, int n, const GenOpts *o) {
+    const int cap = generate_positions(seqs, n, max_T);
+    const int n_valid = vocab < TOK_N_SPECIAL ? vocab : TOK_N_SPECIAL;
+    int *active = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int)), *tok = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
+    Rng *rng = xmalloc((size_t)(n > 0 ? n : 1) * sizeof(Rng));
+    int n_active = 0;
+    for (int i = 0; i < n; i++) {
+        seqs[i].n_out = 0;
+        rng_seed(&rng[i], o->seed, 0x5a3eu + (uint64_t)i);
+        if (seqs[i].n_prompt > 0 && seqs[i].max_new > 0) active[n_active++] = i;
+    }
+    long total = 0;
+    for (int pos = 0; pos < cap && n_active > 0; pos++) {
+        for (int r = 0; r < n_active; r++) {
+            const GenSeq *s = &seqs[active[r]];
+            tok[r] = pos < s->n_prompt ? s->prompt[pos] : s->out[s->n_out - 1];
+        }
+        const float *logits = fn(ctx, active, tok, n_active);
+        int kept = 0;
+        for (int r = 0; r < n_active; r++) {
+            GenSeq *s = &seqs[active[r]];
+            int done = 0;
+            if (pos >= s->n_prompt - 1) {
+                int y = sample_token(logits + (size_t)r * vocab, n_valid, o->temperature, o->top_k, &rng[active[r]]);
+                s->out[s->n_out++] = y;
+                total++;
+                done = y == TOK_EOS || y == o->stop || s->n_out == s->max_new || pos + 1 == cap;
+            }
+            if (!done) active[kept++] = active[r];
+        }
+        n_active = kept;
+    }
+    free(active);
+    free(tok);
+    free(rng);
+    return total;
+}
+
+typedef struct {
+    Model *m;
+    KVCache kc;
+} ModelDecoder;
+
+static float *model_decoder_step(void *ctx, const int *seqs, const int *tokens, int n) {
+    ModelDecoder *d = ctx;
+    return model_decode_step(d->m, &d->kc, seqs, tokens, n);
+}
+
+long generate_batch(Model *m, GenSeq *seqs, int n, const GenOpts *o) {
+    int cap = generate_positions(seqs, n, m->cfg.max_seq_len);
+    if (n <= 0 || cap <= 0) return 0;
+    ModelDecoder d = {m, {0}};
+    kvcache_init(&d.kc, &m->cfg, n, cap);
+    long total = generate_lockstep(model_decoder_step, &d, m->cfg.vocab_size, cap, seqs, n, o);
+    kvcache_free(&d.kc);
+    return total;
+}
+
 int generate(Model *m, const int *prompt, int n_prompt, int max_new, float temperature, int top_k, uint64_t seed,
              int *out) {
-    KVCache kc;
-    int cap = n_prompt + max_new;
-    if (cap > m->cfg.max_seq_len) cap = m->cfg.max_seq_len;
-    kvcache_init(&kc, &m->cfg, cap);
-    Rng rng;
-    rng_seed(&rng, seed, 0x5a3e);
-    float *logits = NULL;
-    for (int i = 0; i < n_prompt && i < cap; i++) logits = model_decode_step(m, &kc, prompt[i]);
-    int n = 0;
-    int n_valid = m->cfg.vocab_size < TOK_N_SPECIAL ? m->cfg.vocab_size : TOK_N_SPECIAL;
-    while (logits && n < max_new) {
-        int tok = sample_token(logits, n_valid, temperature, top_k, &rng);
-        out[n++] = tok;
-        if (tok == TOK_EOS || kc.len >= cap) break;
-        logits = model_decode_step(m, &kc, tok);
-    }
-    kvcache_free(&kc);
-    return n;
+    GenSeq s = {prompt, n_prompt, max_new, out, 0};
+    GenOpts o = {temperature, top_k, seed, -1};
+    generate_batch(m, &s, 1, &o);
+    return s.n_out;
 }

@@ -394,6 +394,33 @@ static void test_generate_equals_recompute(void **state) {
     fx_free(&f);
 }
 
+/* The three prompts decoded together in lockstep (compose_generate_batch)
+ * give each the tokens it gets alone: prompts of different lengths, one
+ * sequence that runs into the context cap while the others stop earlier. */
+static void test_generate_batch_equals_single(void **state) {
+    (void)state;
+    Fx f;
+    fx_init(&f, WIRE1, 2, 0, 1.0f);
+    static const int prompts[3][5] = {{256, 72, 105, 33, 0}, {256, 50, 43, 51, 61}, {256, 119, 0, 0, 0}};
+    static const int n_prompt[3] = {4, 5, 2}, max_new[3] = {8, 10, 30};
+    int single[3][64], n_single[3], batch[3][64];
+    GenSeq seqs[3];
+    for (int p = 0; p < 3; p++) {
+        n_single[p] = compose_generate(&f.c, prompts[p], n_prompt[p], max_new[p], 0.0f, 0, 1, single[p]);
+        seqs[p] = (GenSeq){prompts[p], n_prompt[p], max_new[p], batch[p], -1};
+    }
+    GenOpts o = {0.0f, 0, 1, -1};
+    long total = compose_generate_batch(&f.c, seqs, 3, &o);
+    assert_int_equal(total, n_single[0] + n_single[1] + n_single[2]);
+    for (int p = 0; p < 3; p++) {
+        assert_int_equal(seqs[p].n_out, n_single[p]);
+        for (int i = 0; i < n_single[p]; i++)
+            if (batch[p][i] != single[p][i])
+                fail_msg("prompt %d token %d: %d in the batch, %d alone", p, i, batch[p][i], single[p][i]);
+    }
+    fx_free(&f);
+}
+
 /* ------------------------------------------------------------ frozen weights */
 
 static void test_frozen_weights(void **state) {
@@ -706,6 +733,7 @@ int main(void) {
         cmocka_unit_test(test_step0_identity),
         cmocka_unit_test(test_causality),
         cmocka_unit_test(test_generate_equals_recompute),
+        cmocka_unit_test(test_generate_batch_equals_single),
         cmocka_unit_test(test_frozen_weights),
         cmocka_unit_test(test_bad_models_and_connections),
         cmocka_unit_test(test_parse_connections),

@@ -37,9 +37,9 @@ static void check_cache_equals_forward(int n_kv) {
     float *full = xmalloc((size_t)T * V * sizeof(float));
     memcpy(full, m.acts.logits, (size_t)T * V * sizeof(float));
     KVCache kc;
-    kvcache_init(&kc, &m.cfg, T);
+    kvcache_init(&kc, &m.cfg, 1, T);
     for (int t = 0; t < T; t++) {
-        const float *lg = model_decode_step(&m, &kc, tok[t]);
+        const float *lg = model_decode_step(&m, &kc, NULL, &tok[t], 1);
         float mx = 0;
         for (int v = 0; v < V; v++) mx = fmaxf(mx, fabsf(full[(size_t)t * V + v]));
         double r = tu_close_ratio(lg, full + (size_t)t * V, (size_t)V, 1e-4 * mx, 0.0);
@@ -77,6 +77,44 @@ static void test_greedy_equals_recompute(void **state) {
     model_free(&m);
 }
 
+/* Several prompts decoded in lockstep (generate_batch) give each the ids it
+ * gets alone, greedy and sampled (sequence i draws from its own stream i, so
+ * the lone run is the same batch with only sequence i given a prompt), and a
+ * stop id ends a sequence right after it is generated. */
+static void test_batch_equals_single(void **state) {
+    Model m;
+    make_model(&m, 2);
+    static const int prompts[4][6] = {
+        {TOK_BOS, 'a', 'b'}, {TOK_BOS, 'x', 'y', 'z', 'w', 'v'}, {TOK_BOS}, {TOK_BOS, 'q', 'r', 's'}};
+    static const int n_prompt[4] = {3, 6, 1, 4}, max_new[4] = {12, 5, 40, 20};
+    for (int sampled = 0; sampled < 2; sampled++) {
+        const GenOpts o = {sampled ? 1.0f : 0.0f, sampled ? 20 : 0, 7, -1};
+        int alone[4][64], n_alone[4], together[4][64];
+        GenSeq seqs[4];
+        for (int p = 0; p < 4; p++) {
+            for (int q = 0; q < 4; q++) seqs[q] = (GenSeq){prompts[q], q == p ? n_prompt[q] : 0, max_new[q], alone[q], 0};
+            generate_batch(&m, seqs, 4, &o);
+            n_alone[p] = seqs[p].n_out;
+        }
+        for (int p = 0; p < 4; p++) seqs[p] = (GenSeq){prompts[p], n_prompt[p], max_new[p], together[p], 0};
+        generate_batch(&m, seqs, 4, &o);
+        for (int p = 0; p < 4; p++) {
+            assert_int_equal(seqs[p].n_out, n_alone[p]);
+            assert_true(n_alone[p] >= 1);
+            for (int i = 0; i < n_alone[p]; i++) assert_int_equal(together[p][i], alone[p][i]);
+        }
+    }
+    /* a stop id: the first greedy id of prompt 0, so that sequence ends at once */
+    int out[16], first;
+    generate(&m, prompts[0], 3, 1, 0.0f, 0, 1, &first);
+    GenSeq s = {prompts[0], 3, 16, out, 0};
+    const GenOpts stop = {0.0f, 0, 1, first};
+    generate_batch(&m, &s, 1, &stop);
+    assert_int_equal(s.n_out, 1);
+    assert_int_equal(out[0], first);
+    model_free(&m);
+}
+
 static void test_sampler(void **state) {
     float lg[6] = {0.0f, 3.0f, 1.0f, 2.5f, -1.0f, 9.0f};
     Rng r;
@@ -102,6 +140,7 @@ int main(void) {
         cmocka_unit_test(test_cache_mha),
         cmocka_unit_test(test_cache_gqa),
         cmocka_unit_test(test_greedy_equals_recompute),
+        cmocka_unit_test(test_batch_equals_single),
         cmocka_unit_test(test_sampler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
