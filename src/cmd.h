@@ -15,6 +15,8 @@ int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+/* `calm data ntl` (cmd_ntl.c); cmdline is recorded in what it writes. */
+int cmd_data_ntl(int argc, char **argv, const char *cmdline);
 int cmd_bench(int argc, char **argv);
 
 /* A plain model (--model) or a composition (--calm) behind one interface. */
@@ -32,6 +34,7 @@ const ModelConfig *runner_config(const Runner *r);
 float runner_forward(Runner *r, const int *tokens, const int *targets, const float *weights, int Bsz, int T);
 const float *runner_logits(const Runner *r);
 const float *runner_losses(const Runner *r);
+long runner_generate_batch(Runner *r, GenSeq *seqs, int n, const GenOpts *o);
 int runner_generate(Runner *r, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
                     uint64_t seed, int *out);
 

@@ -1,5 +1,6 @@
 /* cmd_infer.c: `calm eval`, `calm generate`, `calm forward` on a model
  * (--model) or a composition (--calm). */
+#define _GNU_SOURCE /* qsort_r */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 
 #include "blas.h"
 #include "checkpoint.h"
+#include "chrf.h"
 #include "cli.h"
 #include "cmd.h"
 #include "common.h"
@@ -50,6 +52,11 @@ float runner_forward(Runner *r, const int *tokens, const int *targets, const flo
 const float *runner_logits(const Runner *r) { return r->B.acts.logits; }
 const float *runner_losses(const Runner *r) { return r->B.acts.losses; }
 
+long runner_generate_batch(Runner *r, GenSeq *seqs, int n, const GenOpts *o) {
+    if (r->composed) return compose_generate_batch(&r->comp, seqs, n, o);
+    return generate_batch(&r->B, seqs, n, o);
+}
+
 int runner_generate(Runner *r, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
                     uint64_t seed, int *out) {
     if (r->composed) return compose_generate(&r->comp, prompt, n_prompt, max_new, temperature, top_k, seed, out);
@@ -64,90 +71,301 @@ static int max_context(const Runner *r) {
 
 /* ------------------------------------------------------------------- eval */
 
-/* Exact-match accuracy of greedy answers on JSON Lines {"prompt", "target"}. */
-static int eval_task(Runner *r, const char *path, long limit, int json_only) {
+/* One JSON Lines record of a task or document file. */
+typedef struct {
+    char *lang;             /* "" when the record names none */
+    char *prompt, *target;  /* task */
+    char *text;             /* document */
+} Rec;
+
+typedef struct {
+    Rec *r;
+    long n;
+} Recs;
+
+static void recs_free(Recs *rs) {
+    for (long i = 0; i < rs->n; i++) {
+        free(rs->r[i].lang);
+        free(rs->r[i].prompt);
+        free(rs->r[i].target);
+        free(rs->r[i].text);
+    }
+    free(rs->r);
+    memset(rs, 0, sizeof *rs);
+}
+
+static char *json_string_dup(const cJSON *o, const char *key) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(x) ? xstrdup(x->valuestring) : NULL;
+}
+
+/* Read {"prompt", "target"[, "lang"]} (task) or {"text"[, "lang"]} (docs)
+ * records; blank lines are skipped; at most limit records (0: all). */
+static int recs_read(Recs *rs, const char *path, int task, long limit) {
+    memset(rs, 0, sizeof *rs);
     FILE *f = fopen(path, "r");
     if (!f) return calm_error("%s: cannot open", path);
     char *line = NULL;
-    size_t cap = 0;
-    long lineno = 0, n = 0, correct = 0;
+    size_t cap = 0, room = 0;
+    long lineno = 0;
     int rc = 0;
-    while (getline(&line, &cap, f) > 0 && (limit <= 0 || n < limit)) {
+    while (getline(&line, &cap, f) > 0 && (limit <= 0 || rs->n < limit)) {
         lineno++;
         if (line[strspn(line, " \t\r\n")] == 0) continue;
         cJSON *o = cJSON_Parse(line);
-        const cJSON *p = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
-        const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "target") : NULL;
-        if (!cJSON_IsString(p) || !cJSON_IsString(t)) {
-            cJSON_Delete(o);
-            rc = calm_error("%s:%ld: expected a JSON object with string fields \"prompt\" and \"target\"", path, lineno);
-            break;
+        Rec r = {0};
+        if (o) {
+            r.lang = json_string_dup(o, "lang");
+            if (task) r.prompt = json_string_dup(o, "prompt"), r.target = json_string_dup(o, "target");
+            else r.text = json_string_dup(o, "text");
         }
-        size_t pl = strlen(p->valuestring), tl = strlen(t->valuestring);
-        int *ids = xmalloc((pl + 2) * sizeof(int));
-        int np = (int)tok_encode(ids, (const unsigned char *)p->valuestring, pl, 1, 0);
-        int max_new = (int)tl + 1; /* the answer and its EOS */
-        if (np + max_new > max_context(r)) {
-            free(ids);
-            cJSON_Delete(o);
-            rc = calm_error("%s:%ld: prompt + target (%zu tokens) exceed the model's context", path, lineno, pl + tl + 2);
-            break;
-        }
-        int *out = xmalloc((size_t)max_new * sizeof(int));
-        int k = runner_generate(r, ids, np, max_new, 0.0f, 0, 0, out);
-        /* correct: exactly the target bytes, then EOS */
-        int ok = k == max_new && out[tl] == TOK_EOS;
-        for (size_t i = 0; ok && i < tl; i++) ok = out[i] == (unsigned char)t->valuestring[i];
-        correct += ok;
-        n++;
-        free(out);
-        free(ids);
+        int ok = o && (task ? r.prompt && r.target : r.text != NULL) &&
+                 (r.lang || !cJSON_GetObjectItemCaseSensitive(o, "lang"));
         cJSON_Delete(o);
+        if (!r.lang) r.lang = xstrdup("");
+        if ((size_t)rs->n == room) rs->r = xrealloc(rs->r, (room = room ? 2 * room : 256) * sizeof(Rec));
+        rs->r[rs->n++] = r;
+        if (!ok) {
+            rc = calm_error("%s:%ld: expected a JSON object with string fields %s (and optionally \"lang\")", path,
+                            lineno, task ? "\"prompt\" and \"target\"" : "\"text\"");
+            break;
+        }
     }
     free(line);
     fclose(f);
-    if (rc) return rc;
-    if (n == 0) return calm_error("%s: no examples", path);
-    if (!json_only) calm_log("%s: %ld of %ld exact", path, correct, n);
-    printf("{\"examples\": %ld, \"correct\": %ld, \"accuracy\": %.6f}\n", n, correct, (double)correct / n);
-    return 0;
+    if (rc == 0 && rs->n == 0) rc = calm_error("%s: no records", path);
+    if (rc) recs_free(rs);
+    return rc;
 }
 
-int cmd_eval(int argc, char **argv) {
-    const char *model_dir = NULL, *calm_dir = NULL, *task = NULL;
-    int T = 256, B = 8, threads = 0;
-    long limit = 0;
-    const Opt opts[] = {{"model", OPT_STR, &model_dir, "model directory", 1, 0},
-                        {"calm", OPT_STR, &calm_dir, "composition directory (instead of --model)", 1, 0},
-                        {"task", OPT_STR, &task, "JSON Lines {prompt, target}: exact-match accuracy of greedy answers", 1, 0},
-                        {"limit", OPT_LONG, &limit, "--task: score at most N examples (0: all)", 0, 1e12},
-                        {"seq-len", OPT_INT, &T, "window length", 1, 1 << 20},
-                        {"batch", OPT_INT, &B, "windows per forward pass", 1, 1 << 20},
-                        {"threads", OPT_INT, &threads, "threads (0: cores available)", 0, 4096},
-                        OPT_END};
-    const Command cmd = {"calm eval", "(--model DIR | --calm DIR) (--task FILE | TEXT_FILE...)",
-                         "Loss (nats/token), bits per token and perplexity on text files over non-overlapping "
-                         "windows that cover every token once; or, with --task, exact-match accuracy of greedy "
-                         "answers (answer bytes followed by EOS).",
-                         opts, 0, -1};
-    char **files;
-    int nfiles;
-    cli_parse(&cmd, argc, argv, &files, &nfiles);
-    if ((task != NULL) == (nfiles > 0)) {
-        fprintf(stderr, "calm eval: give either --task FILE or text files\nTry 'calm eval --help'.\n");
-        return 2;
+/* Per-language accumulators, in order of first appearance. */
+typedef struct {
+    char **name;
+    double (*v)[4];
+    int n;
+} LangSums;
+
+/* The index of lang's sums, added (zeroed) on first use. */
+static int lang_index(LangSums *ls, const char *lang) {
+    for (int i = 0; i < ls->n; i++)
+        if (!strcmp(ls->name[i], lang)) return i;
+    ls->name = xrealloc(ls->name, (size_t)(ls->n + 1) * sizeof(char *));
+    ls->v = xrealloc(ls->v, (size_t)(ls->n + 1) * sizeof *ls->v);
+    ls->name[ls->n] = xstrdup(lang);
+    memset(ls->v[ls->n], 0, sizeof *ls->v);
+    return ls->n++;
+}
+
+static void lang_sums_free(LangSums *ls) {
+    for (int i = 0; i < ls->n; i++) free(ls->name[i]);
+    free(ls->name);
+    free(ls->v);
+}
+
+/* Bits per byte of each language's documents: every document is scored on
+ * its own as BOS bytes EOS, in windows of T targets that cover each target
+ * once; bits per byte = the summed loss of all targets (the bytes and the
+ * closing EOS) in bits over the document's UTF-8 bytes. */
+static cJSON *eval_docs(Runner *r, const Recs *rs, int T, int B) {
+    TextData *docs = xcalloc((size_t)rs->n, sizeof(TextData));
+    long n_win = 0;
+    for (long i = 0; i < rs->n; i++) {
+        textdata_add(&docs[i], (const unsigned char *)rs->r[i].text, strlen(rs->r[i].text));
+        n_win += textdata_eval_windows(&docs[i], T);
     }
-    calm_blas_init(threads);
-    Runner r;
-    runner_load(&r, "calm eval", model_dir, calm_dir);
-    if (task) {
-        if (eval_task(&r, task, limit, 0) != 0) cli_fail("eval");
-        runner_free(&r);
-        return 0;
+    long (*win)[2] = xmalloc((size_t)n_win * sizeof *win); /* (document, window) */
+    for (long i = 0, k = 0; i < rs->n; i++)
+        for (long w = 0; w < textdata_eval_windows(&docs[i], T); w++) win[k][0] = i, win[k][1] = w, k++;
+    int *tok = xmalloc((size_t)B * T * sizeof(int)), *tgt = xmalloc((size_t)B * T * sizeof(int));
+    float *wt = xmalloc((size_t)B * T * sizeof(float));
+    double *bits = xcalloc((size_t)rs->n, sizeof(double));
+    double t0 = calm_now(), last = t0;
+    for (long w0 = 0; w0 < n_win; w0 += B) {
+        int b = (int)(n_win - w0 < B ? n_win - w0 : B);
+        for (int i = 0; i < b; i++)
+            textdata_eval_window(&docs[win[w0 + i][0]], win[w0 + i][1], T, tok + (size_t)i * T, tgt + (size_t)i * T,
+                                 wt + (size_t)i * T);
+        runner_forward(r, tok, tgt, wt, b, T);
+        const float *losses = runner_losses(r);
+        for (int i = 0; i < b; i++)
+            for (int t = 0; t < T; t++) bits[win[w0 + i][0]] += losses[(size_t)i * T + t] / log(2.0);
+        if (calm_now() - last > 10.0) {
+            last = calm_now();
+            calm_log("eval: %ld of %ld windows, %.0f s", w0 + b, n_win, last - t0);
+        }
     }
-    if (T > max_context(&r)) T = max_context(&r);
+    LangSums ls = {0};
+    double all_bits = 0, all_bytes = 0;
+    for (long i = 0; i < rs->n; i++) {
+        double *s = ls.v[lang_index(&ls, rs->r[i].lang)];
+        double bytes = (double)strlen(rs->r[i].text);
+        s[0] += 1, s[1] += bytes, s[2] += bits[i];
+        all_bits += bits[i], all_bytes += bytes;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "docs", (double)rs->n);
+    cJSON_AddNumberToObject(root, "bytes", all_bytes);
+    cJSON_AddNumberToObject(root, "bits_per_byte", all_bytes > 0 ? all_bits / all_bytes : 0.0);
+    cJSON *langs = cJSON_AddObjectToObject(root, "langs");
+    for (int i = 0; i < ls.n; i++) {
+        cJSON *l = cJSON_AddObjectToObject(langs, ls.name[i]);
+        cJSON_AddNumberToObject(l, "docs", ls.v[i][0]);
+        cJSON_AddNumberToObject(l, "bytes", ls.v[i][1]);
+        cJSON_AddNumberToObject(l, "bits_per_byte", ls.v[i][1] > 0 ? ls.v[i][2] / ls.v[i][1] : 0.0);
+    }
+    lang_sums_free(&ls);
+    for (long i = 0; i < rs->n; i++) textdata_free(&docs[i]);
+    free(docs);
+    free(win);
+    free(tok);
+    free(tgt);
+    free(wt);
+    free(bits);
+    return root;
+}
+
+typedef struct {
+    int chrf;        /* 0: exact match */
+    int max_new;     /* chrf: ids generated at most per example (0: 2 x target bytes + 16) */
+    int B;           /* sequences decoded together */
+    const char *outputs; /* write every example's output here as JSON Lines (NULL: no) */
+} TaskOpts;
+
+static int by_prompt_length(const void *a, const void *b, void *ctx) {
+    const int *n = ctx;
+    int x = *(const int *)a, y = *(const int *)b;
+    return n[x] != n[y] ? (n[x] < n[y] ? -1 : 1) : (x < y ? -1 : x > y);
+}
+
+/* Greedy answers to {prompt, target} records, decoded B at a time in
+ * lockstep (prompts sorted by length so a batch's rows finish together).
+ * exact: the answer must be the target bytes, then EOS. chrf: the answer
+ * ends at EOS or a newline and is scored with chrF against the target. */
+static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) {
+    const long n = rs->n;
+    int **ids = xcalloc((size_t)n, sizeof(int *)), *np = xcalloc((size_t)n, sizeof(int)),
+        *order = xcalloc((size_t)n, sizeof(int));
+    int **gen = xcalloc((size_t)n, sizeof(int *)), *ngen = xcalloc((size_t)n, sizeof(int));
+    int rc = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        size_t pl = strlen(rs->r[i].prompt), tl = strlen(rs->r[i].target);
+        ids[i] = xmalloc((pl + 2) * sizeof(int));
+        np[i] = (int)tok_encode(ids[i], (const unsigned char *)rs->r[i].prompt, pl, 1, 0);
+        int want = o->chrf ? (o->max_new > 0 ? o->max_new : 2 * (int)tl + 16) : (int)tl + 1;
+        if (o->chrf && np[i] + want > max_context(r)) want = max_context(r) - np[i];
+        if (want < 1 || (!o->chrf && np[i] + want > max_context(r)))
+            rc = calm_error("example %ld: prompt + target (%zu tokens) exceed the model's context of %d", i + 1,
+                            pl + tl + 2, max_context(r));
+        gen[i] = xmalloc((size_t)(want > 0 ? want : 1) * sizeof(int));
+        ngen[i] = want;
+        order[i] = (int)i;
+    }
+    if (rc == 0) {
+        qsort_r(order, (size_t)n, sizeof(int), by_prompt_length, np);
+        GenSeq *seqs = xmalloc((size_t)o->B * sizeof(GenSeq));
+        GenOpts go = {0.0f, 0, 0, o->chrf ? '\n' : -1};
+        double t0 = calm_now(), last = t0;
+        for (long b0 = 0; b0 < n; b0 += o->B) {
+            int b = (int)(n - b0 < o->B ? n - b0 : o->B);
+            for (int k = 0; k < b; k++) {
+                int i = order[b0 + k];
+                seqs[k] = (GenSeq){ids[i], np[i], ngen[i], gen[i], 0};
+            }
+            runner_generate_batch(r, seqs, b, &go);
+            for (int k = 0; k < b; k++) ngen[order[b0 + k]] = seqs[k].n_out;
+            if (calm_now() - last > 10.0) {
+                last = calm_now();
+                calm_log("eval: %ld of %ld examples, %.0f s", b0 + b, n, last - t0);
+            }
+        }
+        free(seqs);
+    }
+    LangSums ls = {0};
+    ChrfStats all, *per = NULL;
+    memset(&all, 0, sizeof all);
+    long correct = 0;
+    char *obuf = NULL;
+    size_t olen = 0, ocap = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        const char *t = rs->r[i].target;
+        size_t tl = strlen(t);
+        int k = ngen[i];
+        if (k > 0 && (gen[i][k - 1] == TOK_EOS || (o->chrf && gen[i][k - 1] == '\n'))) k--; /* the end mark */
+        unsigned char *text = xmalloc((size_t)k + 1);
+        size_t len = tok_decode(text, gen[i], (size_t)k);
+        text[len] = 0;
+        int li = lang_index(&ls, rs->r[i].lang);
+        double *s = ls.v[li];
+        s[0] += 1;
+        if (o->chrf) {
+            if (s[0] == 1) { /* a new language */
+                per = xrealloc(per, (size_t)ls.n * sizeof(ChrfStats));
+                memset(&per[li], 0, sizeof(ChrfStats));
+            }
+            chrf_add(&per[li], (const char *)text, len, t, tl);
+            chrf_add(&all, (const char *)text, len, t, tl);
+        } else {
+            int ok = ngen[i] == (int)tl + 1 && gen[i][tl] == TOK_EOS && len == tl && !memcmp(text, t, tl);
+            correct += ok;
+            s[1] += ok;
+        }
+        if (o->outputs) {
+            cJSON *j = cJSON_CreateObject();
+            if (rs->r[i].lang[0]) cJSON_AddStringToObject(j, "lang", rs->r[i].lang);
+            cJSON_AddStringToObject(j, "prompt", rs->r[i].prompt);
+            cJSON_AddStringToObject(j, "target", t);
+            cJSON_AddStringToObject(j, "output", (const char *)text); /* cJSON escapes; invalid UTF-8 passes through */
+            char *line = cJSON_PrintUnformatted(j);
+            size_t ll = strlen(line);
+            if (olen + ll + 1 > ocap) obuf = xrealloc(obuf, ocap = 2 * (olen + ll + 1));
+            memcpy(obuf + olen, line, ll);
+            obuf[olen + ll] = '\n';
+            olen += ll + 1;
+            cJSON_free(line);
+            cJSON_Delete(j);
+        }
+        free(text);
+    }
+    if (rc == 0 && o->outputs) {
+        const void *bufs[] = {obuf ? obuf : ""};
+        if (calm_write_atomic(o->outputs, bufs, &olen, 1) != 0) rc = -1;
+    }
+    free(obuf);
+    if (rc == 0) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddNumberToObject(root, "examples", (double)n);
+        if (o->chrf) cJSON_AddNumberToObject(root, "chrf", chrf_score(&all));
+        else {
+            cJSON_AddNumberToObject(root, "correct", (double)correct);
+            cJSON_AddNumberToObject(root, "accuracy", (double)correct / (double)n);
+        }
+        if (ls.n > 1 || (ls.n == 1 && ls.name[0][0])) {
+            cJSON *langs = cJSON_AddObjectToObject(root, "langs");
+            for (int i = 0; i < ls.n; i++) {
+                cJSON *l = cJSON_AddObjectToObject(langs, ls.name[i]);
+                cJSON_AddNumberToObject(l, "examples", ls.v[i][0]);
+                if (o->chrf) cJSON_AddNumberToObject(l, "chrf", chrf_score(&per[i]));
+                else cJSON_AddNumberToObject(l, "accuracy", ls.v[i][1] / ls.v[i][0]);
+            }
+        }
+        *out = root;
+    }
+    lang_sums_free(&ls);
+    free(per);
+    for (long i = 0; i < n; i++) free(ids[i]), free(gen[i]);
+    free(ids);
+    free(gen);
+    free(np);
+    free(ngen);
+    free(order);
+    return rc;
+}
+
+/* Loss over text files, each one document, in windows that cover every
+ * token once. */
+static cJSON *eval_text(Runner *r, char **files, int nfiles, int T, int B) {
     TextData d;
-    if (textdata_load(&d, (const char *const *)files, nfiles) != 0) cli_fail("eval");
+    if (textdata_load(&d, (const char *const *)files, nfiles) != 0) return NULL;
     long nw = textdata_eval_windows(&d, T);
     int *tok = xmalloc((size_t)B * T * sizeof(int)), *tgt = xmalloc((size_t)B * T * sizeof(int));
     float *w = xmalloc((size_t)B * T * sizeof(float));
@@ -156,20 +374,96 @@ int cmd_eval(int argc, char **argv) {
         int b = (int)(nw - w0 < B ? nw - w0 : B);
         for (int i = 0; i < b; i++)
             textdata_eval_window(&d, w0 + i, T, tok + (size_t)i * T, tgt + (size_t)i * T, w + (size_t)i * T);
-        runner_forward(&r, tok, tgt, w, b, T);
-        const float *losses = runner_losses(&r);
+        runner_forward(r, tok, tgt, w, b, T);
+        const float *losses = runner_losses(r);
         for (size_t i = 0; i < (size_t)b * T; i++) {
             loss_sum += losses[i];
             count += w[i];
         }
     }
     double loss = loss_sum / count;
-    printf("{\"tokens\": %.0f, \"loss\": %.6f, \"bits_per_token\": %.6f, \"perplexity\": %.4f}\n", count, loss,
-           loss / log(2.0), exp(loss));
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "tokens", count);
+    cJSON_AddNumberToObject(root, "loss", loss);
+    cJSON_AddNumberToObject(root, "bits_per_token", loss / log(2.0));
+    cJSON_AddNumberToObject(root, "perplexity", exp(loss));
     free(tok);
     free(tgt);
     free(w);
     textdata_free(&d);
+    return root;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model_dir = NULL, *calm_dir = NULL, *task = NULL, *docs = NULL, *metric = "exact", *out = NULL,
+               *outputs = NULL;
+    int T = 256, B = 16, threads = 0, max_new = 0;
+    long limit = 0;
+    const Opt opts[] = {
+        {"model", OPT_STR, &model_dir, "model directory", 1, 0},
+        {"calm", OPT_STR, &calm_dir, "composition directory (instead of --model)", 1, 0},
+        {"task", OPT_STR, &task, "JSON Lines {prompt, target[, lang]}: score greedy answers (--metric)", 1, 0},
+        {"metric", OPT_STR, &metric,
+         "--task: exact (the answer is the target, then EOS) or chrf (chrF2 of the answer up to EOS or a newline)",
+         1, 0},
+        {"max-new", OPT_INT, &max_new, "--metric chrf: tokens generated at most (0: 2 x target bytes + 16)", 0, 1 << 20},
+        {"outputs", OPT_STR, &outputs, "--task: write every answer as JSON Lines {lang, prompt, target, output}", 1, 0},
+        {"docs", OPT_STR, &docs, "JSON Lines {text[, lang]}: bits per byte of each language's documents", 1, 0},
+        {"limit", OPT_LONG, &limit, "--task, --docs: use at most N records (0: all)", 0, 1e12},
+        {"seq-len", OPT_INT, &T, "window length for text and --docs", 1, 1 << 20},
+        {"batch", OPT_INT, &B, "windows per forward pass, or sequences decoded together", 1, 1 << 20},
+        {"out", OPT_STR, &out, "write the JSON result to this file (atomically) instead of stdout", 1, 0},
+        {"threads", OPT_INT, &threads, "threads (0: cores available)", 0, 4096},
+        OPT_END};
+    const Command cmd = {"calm eval", "(--model DIR | --calm DIR) (--task FILE | --docs FILE | TEXT_FILE...)",
+                         "Score a model or composition; the result is one JSON object. Text files: loss (nats/token), "
+                         "bits per token and perplexity over windows that cover every token once. --docs: bits per "
+                         "byte per language, each document scored on its own. --task: exact-match accuracy or chrF "
+                         "of greedy answers, per language when records name one; --batch answers are decoded "
+                         "together with KV caches.",
+                         opts, 0, -1};
+    char **files;
+    int nfiles;
+    cli_parse(&cmd, argc, argv, &files, &nfiles);
+    if ((task != NULL) + (docs != NULL) + (nfiles > 0) != 1) {
+        fprintf(stderr, "calm eval: give one of --task FILE, --docs FILE or text files\nTry 'calm eval --help'.\n");
+        return 2;
+    }
+    if (strcmp(metric, "exact") && strcmp(metric, "chrf")) {
+        fprintf(stderr, "calm eval: --metric '%s': use exact or chrf\n", metric);
+        return 2;
+    }
+    if (outputs && !task) {
+        fprintf(stderr, "calm eval: --outputs needs --task\n");
+        return 2;
+    }
+    calm_blas_init(threads);
+    Runner r;
+    runner_load(&r, "calm eval", model_dir, calm_dir);
+    if (T > max_context(&r)) T = max_context(&r);
+    cJSON *result = NULL;
+    Recs rs = {0};
+    if (task || docs) {
+        if (recs_read(&rs, task ? task : docs, task != NULL, limit) != 0) cli_fail("eval");
+    }
+    if (docs) {
+        result = eval_docs(&r, &rs, T, B);
+    } else if (task) {
+        TaskOpts to = {!strcmp(metric, "chrf"), max_new, B, outputs};
+        if (eval_task(&r, &rs, &to, &result) != 0) cli_fail("eval");
+    } else {
+        result = eval_text(&r, files, nfiles, T, B);
+        if (!result) cli_fail("eval");
+    }
+    if (out) {
+        if (calm_write_json(out, result) != 0) cli_fail("eval");
+    } else {
+        char *text = cJSON_PrintUnformatted(result);
+        printf("%s\n", text);
+        cJSON_free(text);
+    }
+    cJSON_Delete(result);
+    recs_free(&rs);
     runner_free(&r);
     return 0;
 }

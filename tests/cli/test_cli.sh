@@ -62,7 +62,7 @@ echo "generate: '$got'"
 
 # eval reports a low loss on the memorised text.
 "$calm" eval --model "$tmp/m" --seq-len 64 --threads 1 "$here/../data/memorise.txt" >"$tmp/eval" 2>/dev/null
-loss=$(sed 's/.*"loss": \([0-9.]*\).*/\1/' "$tmp/eval")
+loss=$(sed 's/.*"loss": *\([0-9.e+-]*\).*/\1/' "$tmp/eval")
 awk -v l="$loss" 'BEGIN { exit !(l < 0.5) }' && ok || fail "eval loss $loss not low"
 
 # forward writes logits [T, V] for BOS + bytes.
