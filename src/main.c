@@ -26,7 +26,7 @@ static const Subcommand subcommands[] = {
     {"eval", cmd_eval, "loss / perplexity on text, or exact-match accuracy on a task", 0},
     {"generate", cmd_generate, "continue a prompt (greedy or sampled, KV caches)", 0},
     {"forward", cmd_forward, "write logits for a file as safetensors", 0},
-    {"data", cmd_data, "make experiment data (calm data kv)", 0},
+    {"data", cmd_data, "make experiment data (calm data kv | ntl)", 0},
     {"shard", cmd_shard, "LMDB shard stores: build, info, verify, bench", 0},
     {"bench", cmd_bench, "sgemm and training-step throughput", 0},
 };
