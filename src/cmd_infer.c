@@ -197,8 +197,8 @@ static cJSON *eval_docs(Runner *r, const Recs *rs, int T, int B) {
     LangSums ls = {0};
     double all_bits = 0, all_bytes = 0;
     for (long i = 0; i < rs->n; i++) {
-        double *s = ls.v[lang_index(&ls, rs->r[i].lang)];
-        double bytes = (double)strlen(rs->r[i].text);
+        int li = lang_index(&ls, rs->r[i].lang); /* may move ls.v */
+        double *s = ls.v[li], bytes = (double)strlen(rs->r[i].text);
         s[0] += 1, s[1] += bytes, s[2] += bits[i];
         all_bits += bits[i], all_bytes += bytes;
     }
@@ -361,6 +361,72 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
     return rc;
 }
 
+/* Teacher-forced bits per byte of each target given its prompt: records
+ * BOS prompt target EOS, batched by length, loss on the target and EOS,
+ * divided by the target's bytes. */
+static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
+    const long n = rs->n;
+    int *len = xmalloc((size_t)n * sizeof(int)), *np = xmalloc((size_t)n * sizeof(int)),
+        *order = xmalloc((size_t)n * sizeof(int));
+    for (long i = 0; i < n; i++) {
+        np[i] = 1 + (int)strlen(rs->r[i].prompt);
+        len[i] = np[i] + (int)strlen(rs->r[i].target) + 1;
+        order[i] = (int)i;
+        if (len[i] > max_context(r))
+            return calm_error("example %ld: prompt + target (%d tokens) exceed the model's context of %d", i + 1,
+                              len[i], max_context(r));
+    }
+    qsort_r(order, (size_t)n, sizeof(int), by_prompt_length, len);
+    int Tmax = len[order[n - 1]] - 1;
+    int *tok = xmalloc((size_t)B * Tmax * sizeof(int)), *tgt = xmalloc((size_t)B * Tmax * sizeof(int)),
+        *ids = xmalloc(((size_t)Tmax + 2) * sizeof(int));
+    float *w = xmalloc((size_t)B * Tmax * sizeof(float));
+    double *bits = xcalloc((size_t)n, sizeof(double));
+    for (long b0 = 0; b0 < n; b0 += B) {
+        int b = (int)(n - b0 < B ? n - b0 : B), T = len[order[b0 + b - 1]] - 1;
+        for (int k = 0; k < b; k++) {
+            const Rec *x = &rs->r[order[b0 + k]];
+            size_t pl = strlen(x->prompt), tl = strlen(x->target);
+            tok_encode(ids, (const unsigned char *)x->prompt, pl, 1, 0);
+            tok_encode(ids + 1 + pl, (const unsigned char *)x->target, tl, 0, 1);
+            int m = len[order[b0 + k]];
+            for (int t = 0; t < T; t++) {
+                size_t at = (size_t)k * T + t;
+                tok[at] = t < m - 1 ? ids[t] : TOK_PAD;
+                tgt[at] = t < m - 1 ? ids[t + 1] : TOK_PAD;
+                w[at] = t + 1 >= np[order[b0 + k]] && t < m - 1 ? 1.0f : 0.0f;
+            }
+        }
+        runner_forward(r, tok, tgt, w, b, T);
+        const float *losses = runner_losses(r);
+        for (int k = 0; k < b; k++)
+            for (int t = 0; t < T; t++) bits[order[b0 + k]] += losses[(size_t)k * T + t] / log(2.0);
+    }
+    LangSums ls = {0};
+    double all_bits = 0, all_bytes = 0;
+    for (long i = 0; i < n; i++) {
+        int li = lang_index(&ls, rs->r[i].lang); /* may move ls.v */
+        double *s = ls.v[li], bytes = (double)strlen(rs->r[i].target);
+        s[0] += 1, s[1] += bytes, s[2] += bits[i];
+        all_bits += bits[i], all_bytes += bytes;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "examples", (double)n);
+    cJSON_AddNumberToObject(root, "target_bits_per_byte", all_bits / all_bytes);
+    if (ls.n > 1 || ls.name[0][0]) {
+        cJSON *langs = cJSON_AddObjectToObject(root, "langs");
+        for (int i = 0; i < ls.n; i++) {
+            cJSON *l = cJSON_AddObjectToObject(langs, ls.name[i]);
+            cJSON_AddNumberToObject(l, "examples", ls.v[i][0]);
+            cJSON_AddNumberToObject(l, "target_bits_per_byte", ls.v[i][2] / ls.v[i][1]);
+        }
+    }
+    *out = root;
+    lang_sums_free(&ls);
+    free(len), free(np), free(order), free(tok), free(tgt), free(ids), free(w), free(bits);
+    return 0;
+}
+
 /* Loss over text files, each one document, in windows that cover every
  * token once. */
 static cJSON *eval_text(Runner *r, char **files, int nfiles, int T, int B) {
@@ -404,7 +470,8 @@ int cmd_eval(int argc, char **argv) {
         {"calm", OPT_STR, &calm_dir, "composition directory (instead of --model)", 1, 0},
         {"task", OPT_STR, &task, "JSON Lines {prompt, target[, lang]}: score greedy answers (--metric)", 1, 0},
         {"metric", OPT_STR, &metric,
-         "--task: exact (the answer is the target, then EOS) or chrf (chrF2 of the answer up to EOS or a newline)",
+         "--task: exact (the answer is the target, then EOS), chrf (chrF2 of the answer up to EOS or a newline) or "
+         "bpb (teacher-forced bits per target byte)",
          1, 0},
         {"max-new", OPT_INT, &max_new, "--metric chrf: tokens generated at most (0: 2 x target bytes + 16)", 0, 1 << 20},
         {"outputs", OPT_STR, &outputs, "--task: write every answer as JSON Lines {lang, prompt, target, output}", 1, 0},
@@ -429,12 +496,12 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "calm eval: give one of --task FILE, --docs FILE or text files\nTry 'calm eval --help'.\n");
         return 2;
     }
-    if (strcmp(metric, "exact") && strcmp(metric, "chrf")) {
-        fprintf(stderr, "calm eval: --metric '%s': use exact or chrf\n", metric);
+    if (strcmp(metric, "exact") && strcmp(metric, "chrf") && strcmp(metric, "bpb")) {
+        fprintf(stderr, "calm eval: --metric '%s': use exact, chrf or bpb\n", metric);
         return 2;
     }
-    if (outputs && !task) {
-        fprintf(stderr, "calm eval: --outputs needs --task\n");
+    if (outputs && (!task || !strcmp(metric, "bpb"))) {
+        fprintf(stderr, "calm eval: --outputs needs --task with --metric exact or chrf\n");
         return 2;
     }
     calm_blas_init(threads);
@@ -450,7 +517,8 @@ int cmd_eval(int argc, char **argv) {
         result = eval_docs(&r, &rs, T, B);
     } else if (task) {
         TaskOpts to = {!strcmp(metric, "chrf"), max_new, B, outputs};
-        if (eval_task(&r, &rs, &to, &result) != 0) cli_fail("eval");
+        int rc = !strcmp(metric, "bpb") ? eval_task_bpb(&r, &rs, B, &result) : eval_task(&r, &rs, &to, &result);
+        if (rc != 0) cli_fail("eval");
     } else {
         result = eval_text(&r, files, nfiles, T, B);
         if (!result) cli_fail("eval");

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The NTL experiment of CALM (Bansal et al. 2024, section 4.2, Table 2) at
+# this machine's scale, end to end:
+#   1. jobs/fetch-data.sh, calm data ntl: UDHR (~520 languages) and Quran
+#      (11 languages) text; H = English + es fr ru zh tr, L = every other
+#      language; held-out UDHR articles 26-30 and every 10th verse
+#   2. mB (anchor): H text and H->En translation pairs only
+#   3. mA (augmenting, smaller): the text of every language (NTL)
+#   4. CALM = mA (+) mB on DC (~5% of the NTL text, L->En pairs for the quran
+#      L languages, some L languages left out: DC-unseen); the same with a
+#      randomly initialised mA; mB^NTL = mB fine-tuned on the NTL text
+#   5. bits per byte per language, XX->En chrF, forgetting on H
+# Output in runs/ntl-<preset>/: results.json, results.md, plots/*.png.
+#
+# Usage: jobs/ntl.sh [--preset tiny|quick|small|paper] [--out DIR] [--threads N]
+#                    [--pipeline S:A:M] [--resume N]
+#   --pipeline S:A:M  train the compositions on S+A local MPI ranks: the anchor in
+#                     S pipeline stages, A augment ranks, M micro-batches a step
+#   --resume N        checkpoint every training every N steps and continue each
+#                     from its newest checkpoint (jobs/ntl.sbatch); USR1 stops the
+#                     running training with a checkpoint and exits 75
+#   tiny   about two minutes: checks the pipeline (CI runs it); figures mean little
+#   quick  under ten minutes (jobs/quickstart.sh)
+#   small  the reference run for a 2-core machine, under an hour (docs/ntl.md)
+#   paper  larger models and budgets (hours)
+# Environment: CALM_BIN (default build/calm), CALM_THREADS, CALM_DATA_CACHE.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+preset=tiny out="" threads=${CALM_THREADS:-0} pipeline="" resume="" cmdline="jobs/ntl.sh $*"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --preset) preset=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --pipeline) pipeline=$2; shift 2 ;;
+    --resume) resume=$2; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "ntl.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+out=${out:-$root/runs/ntl-$preset}
+calm=${CALM_BIN:-$root/build/calm}
+ntl_stop=0
+trap 'ntl_stop=1' USR1
+next() { [[ $ntl_stop -eq 0 ]] || { echo "ntl.sh: stopped by a signal" >&2; exit 75; }; }
+ckpt=()
+[[ -n $resume ]] && ckpt=(--checkpoint-every "$resume" --resume auto)
+launch=() pipe=()
+if [[ -n $pipeline ]]; then
+  IFS=: read -r pS pA pM <<<"$pipeline"
+  [[ $pS =~ ^[0-9]+$ && $pA =~ ^[0-9]+$ && ${pM:-4} =~ ^[0-9]+$ ]] ||
+    { echo "ntl.sh: --pipeline '$pipeline': expected S:A:M, e.g. 2:1:4" >&2; exit 2; }
+  launch=(mpirun -np $((pS + pA)))
+  [[ $(id -u) -eq 0 ]] && launch+=(--allow-run-as-root)
+  (( pS + pA > $(nproc) )) && launch+=(--oversubscribe)
+  pipe=(--anchor-stages "$pS" --augment-ranks "$pA" --micro-batches "${pM:-4}")
+fi
+
+# Per preset: data options; mB and mA shapes; steps of mB, mA, the
+# compositions; batch; learning rates; connections; evaluation sizes.
+case "$preset" in
+  tiny)
+    data=(--langs 24 --verses 1200 --translate 8 --bpb-verses 20)
+    B=(--dim 64 --layers 4 --heads 4); A=(--dim 48 --layers 3 --heads 4)
+    steps_b=60 steps_a=60 steps_c=40 batch=8 seq=128 lr=3e-3 clr=2e-3 conn=1:1,2:3 ;;
+  quick)
+    data=(--translate 20 --bpb-verses 40)
+    B=(--dim 128 --layers 4 --heads 4); A=(--dim 96 --layers 4 --heads 4)
+    steps_b=600 steps_a=500 steps_c=200 batch=16 seq=256 lr=3e-3 clr=2e-3 conn=3:3 ;;
+  small)
+    data=(--translate 50 --bpb-verses 100)
+    B=(--dim 192 --layers 6 --heads 4); A=(--dim 192 --layers 4 --heads 4)
+    steps_b=3000 steps_a=2000 steps_c=800 batch=16 seq=256 lr=2e-3 clr=2e-3 conn=1:2,3:5 ;;
+  paper)
+    data=(--translate 100 --bpb-verses 300)
+    B=(--dim 512 --layers 12 --heads 8); A=(--dim 256 --layers 8 --heads 4)
+    steps_b=40000 steps_a=20000 steps_c=4000 batch=32 seq=256 lr=1e-3 clr=1e-3 conn=3:3,7:7,7:11 ;;
+  *) echo "ntl.sh: unknown preset '$preset' (tiny, quick, small, paper)" >&2; exit 2 ;;
+esac
+alpha=0.3 # per-language temperature mixing of every training (p(L) ~ n_L^alpha)
+
+[[ -x "$calm" ]] || { "$root/jobs/install-deps.sh"; "$root/jobs/build.sh"; }
+mkdir -p "$out/eval"
+log() { echo "== $(date +%H:%M:%S) $*"; }
+start=$(date +%s)
+stage_start=$start
+declare -A took
+stage() { local now; now=$(date +%s); took[$1]=$((now - stage_start)); stage_start=$now; }
+
+log "data ($preset)"
+eval "$("$root/jobs/fetch-data.sh")" # sets udhr= and quran=
+rm -rf "$out/data"
+"$calm" data ntl --out "$out/data" --udhr "$udhr" --quran "$quran" --seq-len "$seq" "${data[@]}"
+stage data
+
+common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 --alpha "$alpha" "${ckpt[@]}")
+next
+log "mB: the anchor, H text and H->En pairs ($steps_b steps)"
+"$calm" train --out "$out/mB" --data "$out/data/stores/anchor" "${B[@]}" --steps "$steps_b" --lr "$lr" \
+  --warmup $((steps_b / 20 + 1)) --weight-decay 0.01 --seed 12 --log "$out/mB.jsonl" "${common[@]}"
+stage mB
+next
+log "mA: the augmenting model, the text of every language ($steps_a steps)"
+"$calm" train --out "$out/mA" --data "$out/data/stores/ntl" "${A[@]}" --steps "$steps_a" --lr "$lr" \
+  --warmup $((steps_a / 20 + 1)) --weight-decay 0.01 --seed 11 --log "$out/mA.jsonl" "${common[@]}"
+stage mA
+"$calm" train --out "$out/mA_random" --data "$out/data/stores/ntl" "${A[@]}" --steps 0 --seed 13 \
+  "${common[@]}" 2>/dev/null
+
+compose() { # compose NAME AUGMENT
+  next
+  log "$1: composition on DC ($steps_c steps)${pipeline:+ on local MPI ranks, S:A:M = $pipeline}"
+  "${launch[@]}" "$calm" compose "${pipe[@]}" --anchor "$out/mB" --augment "$2" --out "$out/$1" \
+    --data "$out/data/stores/dc" --steps "$steps_c" --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 \
+    --connections "$conn" --log "$out/$1.jsonl" "${common[@]}"
+}
+compose calm "$out/mA"
+stage calm
+compose calm_random_mA "$out/mA_random"
+stage calm_random_mA
+
+next
+# mB^NTL: mB fine-tuned on the NTL text with the tokens mA was trained on
+steps_ntl=$(( steps_a ))
+log "mB_ntl: mB fine-tuned on the NTL text ($steps_ntl steps, mA's token budget)"
+"$calm" train --out "$out/mB_ntl" --model "$out/mB" --data "$out/data/stores/ntl" --steps "$steps_ntl" --lr "$clr" \
+  --warmup $((steps_ntl / 20 + 1)) --weight-decay 0.01 --seed 14 --log "$out/mB_ntl.jsonl" "${common[@]}"
+stage mB_ntl
+
+next
+log "evaluation: bits per byte on held-out text, XX->En chrF on held-out verses"
+for m in mA mB calm calm_random_mA mB_ntl; do
+  which=(--model "$out/$m")
+  [[ -f "$out/$m/calm_config.json" ]] && which=(--calm "$out/$m")
+  "$calm" eval "${which[@]}" --docs "$out/data/heldout.jsonl" --seq-len "$seq" --batch 16 --threads "$threads" \
+    --out "$out/eval/$m.bpb.json" 2>/dev/null
+  "$calm" eval "${which[@]}" --task "$out/data/translate.jsonl" --metric chrf --batch 32 --threads "$threads" \
+    --outputs "$out/eval/$m.translations.jsonl" --out "$out/eval/$m.chrf.json" 2>/dev/null
+  "$calm" eval "${which[@]}" --task "$out/data/translate.jsonl" --metric bpb --batch 32 --threads "$threads" \
+    --out "$out/eval/$m.target_bpb.json" 2>/dev/null
+done
+stage eval
+elapsed=$(( $(date +%s) - start ))
+
+# Parameters in a safetensors file (its header's shapes).
+count() { /usr/bin/python3 -c "
+import json, struct, sys
+with open(sys.argv[1], 'rb') as f:
+    n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n))
+print(sum(eval('*'.join(map(str, v['shape'])) or '1') for k, v in h.items() if k != '__metadata__'))" "$1"; }
+desc() { sed -n 's/.*"hidden_size":[[:space:]]*\([0-9]*\).*/dim \1/p; s/.*"num_hidden_layers":[[:space:]]*\([0-9]*\).*/\1 layers/p' \
+  "$1/config.json" | paste -sd' ' -; }
+stages=""
+for s in data mB mA calm calm_random_mA mB_ntl eval; do stages+="\"$s\": ${took[$s]:-0}, "; done
+cat >"$out/meta.json.tmp" <<EOF
+{"preset": "$preset", "command": "$cmdline", "elapsed_s": $elapsed,
+ "threads": "threads per process: $([[ $threads == 0 ]] && echo "all cores" || echo "$threads")",
+ "stage_s": {${stages%, }},
+ "params": {"mB": $(count "$out/mB/model.safetensors"), "mA": $(count "$out/mA/model.safetensors"),
+            "composition": $(count "$out/calm/calm.safetensors"),
+            "mB_desc": "$(desc "$out/mB")", "mA_desc": "$(desc "$out/mA")"}}
+EOF
+mv "$out/meta.json.tmp" "$out/meta.json"
+/usr/bin/python3 "$root/jobs/ntl_report.py" "$out"
+cat "$out/results.md"
+log "done in $((elapsed / 60)) min $((elapsed % 60)) s: $out/results.md, $out/results.json, $out/plots/"
