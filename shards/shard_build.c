@@ -261,7 +261,7 @@ typedef struct {
 } DocSrc;
 
 static int add_doc(ShardBuilder *b, const char *lang, DocSrc d) {
-    if (d.n == 0) return 0; /* an empty document adds nothing but an EOS */
+    if (d.n == 0) return 0; /* an empty document adds nothing */
     if (set_kind(b, SHARD_KIND_LM)) return -1;
     if (d.ids)
         for (size_t i = 0; i < d.n; i++)
@@ -274,6 +274,10 @@ static int add_doc(ShardBuilder *b, const char *lang, DocSrc d) {
     ShardSplit split = doc_split(b, L->stat.docs[SHARD_TRAIN] + L->stat.docs[SHARD_VAL]);
     L->stat.docs[split]++;
     b->n_docs++;
+    /* BOS bytes EOS, as text files are read (textdata.h) and as evaluation and
+     * generation present a document, so a model trained on a store has seen
+     * a document start the way it will be asked to continue one */
+    if (push_token(b, id, split, TOK_BOS)) return -1;
     for (size_t i = 0; i < d.n; i++)
         if (push_token(b, id, split, (uint16_t)(d.ids ? d.ids[i] : d.bytes[i]))) return -1;
     return push_token(b, id, split, TOK_EOS);

@@ -113,7 +113,7 @@ typedef struct ShardBuilder ShardBuilder;
 void shard_build_opts_default(ShardBuildOpts *o);
 /* Create a new store in DIR (created if missing; refused if it holds one). */
 int shard_builder_open(ShardBuilder **out, const char *dir, const ShardBuildOpts *o);
-/* One lm document of UTF-8 text: its bytes, then EOS, appended to the
+/* One lm document of UTF-8 text: BOS, its bytes, EOS, appended to the
  * language's packed stream. Languages get ids in order of first appearance. */
 int shard_builder_add_text(ShardBuilder *b, const char *lang, const char *text, size_t n);
 /* The same for a document given as token ids (each < vocab_size, not PAD). */

@@ -22,17 +22,17 @@
 #define TT 16 /* seq_len of most synthetic stores */
 
 /* ---- synthetic corpora ----------------------------------------------------
- * Document d of language L is T-1 ids then the builder's EOS: exactly T
- * tokens, so lm record j of a split is that split's j-th document plus the
- * first token of the next one. ids: L lo, L hi, d lo, d hi, then a function
- * of (L, d, position). */
+ * Document d of language L is T-2 ids between the builder's BOS and EOS:
+ * exactly T tokens, so lm record j of a split is that split's j-th document
+ * plus the first token (BOS) of the next one. ids: L lo, L hi, d lo, d hi,
+ * then a function of (L, d, position). */
 
 static void synth_doc(int L, int d, int T, int *ids) {
     ids[0] = L & 255;
     ids[1] = L >> 8;
     ids[2] = d & 255;
     ids[3] = d >> 8;
-    for (int p = 4; p < T - 1; p++) ids[p] = (L * 131 + d * 31 + p * 7) % 256;
+    for (int p = 4; p < T - 2; p++) ids[p] = (L * 131 + d * 31 + p * 7) % 256;
 }
 
 static void lang_code(int L, char *code) { sprintf(code, "l%d", L); }
@@ -50,10 +50,11 @@ static int split_docs(int n_docs, double val, ShardSplit split, int *out) {
 
 /* Expected tokens of record j of a split holding documents docs[0..m). */
 static int expect_record(int L, const int *docs, int m, int j, int T, int *out) {
-    synth_doc(L, docs[j], T, out);
+    out[0] = TOK_BOS;
+    synth_doc(L, docs[j], T, out + 1);
     out[T - 1] = TOK_EOS;
     if (j + 1 < m) {
-        out[T] = L & 255;
+        out[T] = TOK_BOS;
         return T + 1;
     }
     return T;
@@ -80,7 +81,7 @@ static char *build_synth(const char *tag, int n_langs, const int *n_docs, int T,
             char code[16];
             lang_code(L, code);
             synth_doc(L, d, T, ids);
-            assert_int_equal(shard_builder_add_ids(b, code, ids, (size_t)T - 1), 0);
+            assert_int_equal(shard_builder_add_ids(b, code, ids, (size_t)T - 2), 0);
         }
     int rc = shard_builder_finish(b);
     if (rc) fprintf(stderr, "%s\n", calm_last_error());
@@ -105,8 +106,8 @@ static void check_row(const int *tok, const int *tgt, const float *w, int Tb, in
     free(exp);
 }
 
-static int row_lang(const int *tok) { return tok[0] | tok[1] << 8; }
-static int row_doc(const int *tok) { return tok[2] | tok[3] << 8; }
+static int row_lang(const int *tok) { return tok[1] | tok[2] << 8; } /* after the BOS */
+static int row_doc(const int *tok) { return tok[3] | tok[4] << 8; }
 
 static void open_loader(const char *dir, ShardStore **s, ShardLoader **l, uint64_t seed, double alpha, int shuffle) {
     assert_int_equal(shard_store_open(s, dir), 0);

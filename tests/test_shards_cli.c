@@ -130,7 +130,7 @@ static void test_build_text(void **state) {
     assert_int_equal(in->n_langs, 1);
     assert_string_equal(in->langs[0].code, "de");
     assert_int_equal(in->langs[0].docs[SHARD_TRAIN], 3);
-    assert_int_equal(in->langs[0].tokens[SHARD_TRAIN], 15 + 11 + 6); /* bytes + EOS each, CR stripped */
+    assert_int_equal(in->langs[0].tokens[SHARD_TRAIN], 16 + 12 + 7); /* BOS bytes EOS each, CR stripped */
     assert_non_null(strstr(in->created_by, "calm shard build --out"));
     shard_store_close(s);
     char dir[512];
@@ -149,7 +149,7 @@ static void test_build_text(void **state) {
     in = shard_store_info(s);
     assert_string_equal(in->langs[0].code, "und");
     assert_int_equal(in->langs[0].docs[SHARD_TRAIN], 2);
-    assert_int_equal(in->langs[0].tokens[SHARD_TRAIN], (34 + 1) + (27 + 1)); /* whole files, newlines kept */
+    assert_int_equal(in->langs[0].tokens[SHARD_TRAIN], (34 + 2) + (27 + 2)); /* whole files, newlines kept */
     shard_store_close(s);
     assert_int_equal(run("build --out %s/files --quiet %s/a.txt", d, d), 1); /* never over an existing store */
     assert_non_null(strstr(last_err, "already holds a store"));
