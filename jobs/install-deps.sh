@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Install calm's Debian packages if any are missing. Used by jobs/quickstart.sh
 # and tests/run.sh, so a fresh Debian 12 machine needs nothing else.
-#   jobs/install-deps.sh          build and run dependencies
-#   jobs/install-deps.sh --test   plus what the test suite needs (PyTorch for fixtures, Slurm + munge
-#                                 for the one-node cluster of tests/slurm)
+#   jobs/install-deps.sh          what building calm and running its jobs need: the
+#                                 build, Open MPI, python3 and gnuplot for the
+#                                 experiment reports, npm to fetch the NTL data
+#   jobs/install-deps.sh --test   plus what the test suite needs (cmocka, PyTorch for
+#                                 fixtures, Slurm + munge for the one-node cluster of tests/slurm)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config
           libblis-openmp-dev libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
-          liblmdb-dev lmdb-utils libcjson-dev)
+          liblmdb-dev lmdb-utils libcjson-dev
+          python3 gnuplot-nox)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libcmocka-dev python3 python3-numpy python3-torch slurm-wlm munge)
+  packages+=(libcmocka-dev python3-numpy python3-torch slurm-wlm munge)
 fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm: Debian's package, unless some other Node.js install already provides it
+command -v npm >/dev/null || missing+=(nodejs npm)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 echo "calm: installing Debian packages: ${missing[*]}" >&2

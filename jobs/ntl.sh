@@ -62,7 +62,7 @@ case "$preset" in
   tiny)
     data=(--langs 24 --verses 1200 --translate 8 --bpb-verses 20)
     B=(--dim 64 --layers 4 --heads 4); A=(--dim 48 --layers 3 --heads 4)
-    steps_b=60 steps_a=60 steps_c=40 batch=8 seq=128 lr=3e-3 clr=2e-3 conn=1:1,2:3 ;;
+    steps_b=60 steps_a=60 steps_c=40 batch=8 seq=128 lr=3e-3 clr=2e-3 conn=2:3 ;;
   quick)
     data=(--translate 20 --bpb-verses 40)
     B=(--dim 128 --layers 4 --heads 4); A=(--dim 96 --layers 4 --heads 4)
@@ -77,7 +77,12 @@ case "$preset" in
     steps_b=40000 steps_a=20000 steps_c=4000 batch=32 seq=256 lr=1e-3 clr=1e-3 conn=3:3,7:7,7:11 ;;
   *) echo "ntl.sh: unknown preset '$preset' (tiny, quick, small, paper)" >&2; exit 2 ;;
 esac
-alpha=0.3 # per-language temperature mixing of every training (p(L) ~ n_L^alpha)
+# Per-language mixing p(L) ~ n_L^alpha (docs/ntl.md): mB over its H languages
+# and pair sets; mA and mB^NTL at 0.7, which gives the few large languages
+# (the Quran's) more weight than 0.3 would and made mA better on H, on L and
+# as a composition partner; the compositions sample DC in proportion (1.0),
+# so that its H text and translation pairs count as much as their size.
+alpha_b=0.3 alpha_a=0.7 alpha_c=1.0
 
 [[ -x "$calm" ]] || { "$root/jobs/install-deps.sh"; "$root/jobs/build.sh"; }
 mkdir -p "$out/eval"
@@ -88,20 +93,24 @@ declare -A took
 stage() { local now; now=$(date +%s); took[$1]=$((now - stage_start)); stage_start=$now; }
 
 log "data ($preset)"
-eval "$("$root/jobs/fetch-data.sh")" # sets udhr= and quran=
-rm -rf "$out/data"
-"$calm" data ntl --out "$out/data" --udhr "$udhr" --quran "$quran" --seq-len "$seq" "${data[@]}"
+if [[ -n $resume && -f $out/data/manifest.json ]]; then
+  echo "ntl.sh: --resume: keeping $out/data" # the trainings' checkpoints were made on it
+else
+  eval "$("$root/jobs/fetch-data.sh")" # sets udhr= and quran=
+  rm -rf "$out/data"
+  "$calm" data ntl --out "$out/data" --udhr "$udhr" --quran "$quran" --seq-len "$seq" "${data[@]}"
+fi
 stage data
 
-common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 --alpha "$alpha" "${ckpt[@]}")
+common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 "${ckpt[@]}")
 next
 log "mB: the anchor, H text and H->En pairs ($steps_b steps)"
-"$calm" train --out "$out/mB" --data "$out/data/stores/anchor" "${B[@]}" --steps "$steps_b" --lr "$lr" \
+"$calm" train --out "$out/mB" --data "$out/data/stores/anchor" "${B[@]}" --steps "$steps_b" --lr "$lr" --alpha "$alpha_b" \
   --warmup $((steps_b / 20 + 1)) --weight-decay 0.01 --seed 12 --log "$out/mB.jsonl" "${common[@]}"
 stage mB
 next
 log "mA: the augmenting model, the text of every language ($steps_a steps)"
-"$calm" train --out "$out/mA" --data "$out/data/stores/ntl" "${A[@]}" --steps "$steps_a" --lr "$lr" \
+"$calm" train --out "$out/mA" --data "$out/data/stores/ntl" "${A[@]}" --steps "$steps_a" --lr "$lr" --alpha "$alpha_a" \
   --warmup $((steps_a / 20 + 1)) --weight-decay 0.01 --seed 11 --log "$out/mA.jsonl" "${common[@]}"
 stage mA
 "$calm" train --out "$out/mA_random" --data "$out/data/stores/ntl" "${A[@]}" --steps 0 --seed 13 \
@@ -111,7 +120,7 @@ compose() { # compose NAME AUGMENT
   next
   log "$1: composition on DC ($steps_c steps)${pipeline:+ on local MPI ranks, S:A:M = $pipeline}"
   "${launch[@]}" "$calm" compose "${pipe[@]}" --anchor "$out/mB" --augment "$2" --out "$out/$1" \
-    --data "$out/data/stores/dc" --steps "$steps_c" --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 \
+    --data "$out/data/stores/dc" --steps "$steps_c" --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 --alpha "$alpha_c" \
     --connections "$conn" --log "$out/$1.jsonl" "${common[@]}"
 }
 compose calm "$out/mA"
@@ -123,7 +132,7 @@ next
 # mB^NTL: mB fine-tuned on the NTL text with the tokens mA was trained on
 steps_ntl=$(( steps_a ))
 log "mB_ntl: mB fine-tuned on the NTL text ($steps_ntl steps, mA's token budget)"
-"$calm" train --out "$out/mB_ntl" --model "$out/mB" --data "$out/data/stores/ntl" --steps "$steps_ntl" --lr "$clr" \
+"$calm" train --out "$out/mB_ntl" --model "$out/mB" --data "$out/data/stores/ntl" --steps "$steps_ntl" --lr "$clr" --alpha "$alpha_a" \
   --warmup $((steps_ntl / 20 + 1)) --weight-decay 0.01 --seed 14 --log "$out/mB_ntl.jsonl" "${common[@]}"
 stage mB_ntl
 

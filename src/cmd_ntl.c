@@ -83,7 +83,7 @@ typedef struct {
 typedef struct {
     const char *out, *udhr, *quran, *high;
     int every, first_held, seq_len, translate, bpb_verses, max_pair, n_langs, n_verses;
-    float dc_fraction, dc_pairs, dc_unseen;
+    float dc_fraction, dc_high, dc_pairs, dc_unseen;
     long seed;
     /* state */
     Lang *lang;
@@ -340,7 +340,8 @@ static int ntl_stores(Ntl *x, const char *dir, const char *cmdline, cJSON *manif
         if (rc == 0 && !l->dc_unseen) { /* DC: about dc_fraction of the language's bytes, at least one document */
             int *o = hashed_order(l->train.n, x->seed, code, 1);
             size_t bytes = 0;
-            for (int k = 0; k < l->train.n && rc == 0 && (k == 0 || bytes < x->dc_fraction * l->train.bytes); k++) {
+            double share = l->high && x->dc_high >= 0 ? x->dc_high : x->dc_fraction;
+            for (int k = 0; k < l->train.n && rc == 0 && (k == 0 || bytes < share * l->train.bytes); k++) {
                 bytes += strlen(l->train.doc[o[k]]);
                 rc = store_add(&dc, code, l->train.doc[o[k]]);
             }
@@ -538,6 +539,7 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
     x.bpb_verses = 200;
     x.max_pair = 250;
     x.dc_fraction = 0.05f;
+    x.dc_high = -1.0f;
     x.dc_pairs = 0.1f;
     x.dc_unseen = 0.2f;
     x.seed = 1;
@@ -549,6 +551,7 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
         {"heldout-every", OPT_INT, &x.every, "hold out every N-th verse (in every language)", 2, 1000},
         {"heldout-from", OPT_INT, &x.first_held, "hold out UDHR articles N..30 (in every language)", 2, 30},
         {"dc-fraction", OPT_FLOAT, &x.dc_fraction, "share of each language's NTL text in the composition data", 0, 1},
+        {"dc-high-fraction", OPT_FLOAT, &x.dc_high, "the same for H languages (-1: --dc-fraction)", -1, 1},
         {"dc-pairs", OPT_FLOAT, &x.dc_pairs, "share of each L quran language's verses in DC as L->En pairs", 0, 1},
         {"dc-unseen", OPT_FLOAT, &x.dc_unseen, "share of the UDHR-only L languages kept out of DC", 0, 1},
         {"translate", OPT_INT, &x.translate, "held-out XX->En examples per language in translate.jsonl", 0, 1 << 20},
