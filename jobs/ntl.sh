@@ -87,6 +87,10 @@ alpha_b=0.3 alpha_a=0.7 alpha_c=1.0
 [[ -x "$calm" ]] || { "$root/jobs/install-deps.sh"; "$root/jobs/build.sh"; }
 mkdir -p "$out/eval"
 log() { echo "== $(date +%H:%M:%S) $*"; }
+quiet() { # quiet LOG CMD...: run CMD with its messages in LOG, shown if it fails
+  local f=$1; shift
+  "$@" 2>"$f" || { local rc=$?; echo "ntl.sh: failed ($rc): $*" >&2; tail -20 "$f" >&2; exit "$rc"; }
+}
 start=$(date +%s)
 stage_start=$start
 declare -A took
@@ -96,7 +100,8 @@ log "data ($preset)"
 if [[ -n $resume && -f $out/data/manifest.json ]]; then
   echo "ntl.sh: --resume: keeping $out/data" # the trainings' checkpoints were made on it
 else
-  eval "$("$root/jobs/fetch-data.sh")" # sets udhr= and quran=
+  paths=$("$root/jobs/fetch-data.sh") || { echo "ntl.sh: fetching the data failed" >&2; exit 1; }
+  eval "$paths" # udhr=DIR quran=DIR
   rm -rf "$out/data"
   "$calm" data ntl --out "$out/data" --udhr "$udhr" --quran "$quran" --seq-len "$seq" "${data[@]}"
 fi
@@ -113,8 +118,8 @@ log "mA: the augmenting model, the text of every language ($steps_a steps)"
 "$calm" train --out "$out/mA" --data "$out/data/stores/ntl" "${A[@]}" --steps "$steps_a" --lr "$lr" --alpha "$alpha_a" \
   --warmup $((steps_a / 20 + 1)) --weight-decay 0.01 --seed 11 --log "$out/mA.jsonl" "${common[@]}"
 stage mA
-"$calm" train --out "$out/mA_random" --data "$out/data/stores/ntl" "${A[@]}" --steps 0 --seed 13 \
-  "${common[@]}" 2>/dev/null
+quiet "$out/mA_random.log" "$calm" train --out "$out/mA_random" --data "$out/data/stores/ntl" "${A[@]}" --steps 0 \
+  --seed 13 "${common[@]}"
 
 compose() { # compose NAME AUGMENT
   next
@@ -141,35 +146,45 @@ log "evaluation: bits per byte on held-out text, XX->En chrF on held-out verses"
 for m in mA mB calm calm_random_mA mB_ntl; do
   which=(--model "$out/$m")
   [[ -f "$out/$m/calm_config.json" ]] && which=(--calm "$out/$m")
-  "$calm" eval "${which[@]}" --docs "$out/data/heldout.jsonl" --seq-len "$seq" --batch 16 --threads "$threads" \
-    --out "$out/eval/$m.bpb.json" 2>/dev/null
-  "$calm" eval "${which[@]}" --task "$out/data/translate.jsonl" --metric chrf --batch 32 --threads "$threads" \
-    --outputs "$out/eval/$m.translations.jsonl" --out "$out/eval/$m.chrf.json" 2>/dev/null
-  "$calm" eval "${which[@]}" --task "$out/data/translate.jsonl" --metric bpb --batch 32 --threads "$threads" \
-    --out "$out/eval/$m.target_bpb.json" 2>/dev/null
+  quiet "$out/eval/$m.log" "$calm" eval "${which[@]}" --docs "$out/data/heldout.jsonl" --seq-len "$seq" --batch 16 \
+    --threads "$threads" --out "$out/eval/$m.bpb.json"
+  quiet "$out/eval/$m.log" "$calm" eval "${which[@]}" --task "$out/data/translate.jsonl" --metric chrf --batch 32 \
+    --threads "$threads" --outputs "$out/eval/$m.translations.jsonl" --out "$out/eval/$m.chrf.json"
+  quiet "$out/eval/$m.log" "$calm" eval "${which[@]}" --task "$out/data/translate.jsonl" --metric bpb --batch 32 \
+    --threads "$threads" --out "$out/eval/$m.target_bpb.json"
 done
 stage eval
 elapsed=$(( $(date +%s) - start ))
 
-# Parameters in a safetensors file (its header's shapes).
-count() { /usr/bin/python3 -c "
-import json, struct, sys
-with open(sys.argv[1], 'rb') as f:
-    n = struct.unpack('<Q', f.read(8))[0]; h = json.loads(f.read(n))
-print(sum(eval('*'.join(map(str, v['shape'])) or '1') for k, v in h.items() if k != '__metadata__'))" "$1"; }
-desc() { sed -n 's/.*"hidden_size":[[:space:]]*\([0-9]*\).*/dim \1/p; s/.*"num_hidden_layers":[[:space:]]*\([0-9]*\).*/\1 layers/p' \
-  "$1/config.json" | paste -sd' ' -; }
-stages=""
-for s in data mB mA calm calm_random_mA mB_ntl eval; do stages+="\"$s\": ${took[$s]:-0}, "; done
-cat >"$out/meta.json.tmp" <<EOF
-{"preset": "$preset", "command": "$cmdline", "elapsed_s": $elapsed,
- "threads": "threads per process: $([[ $threads == 0 ]] && echo "all cores" || echo "$threads")",
- "stage_s": {${stages%, }},
- "params": {"mB": $(count "$out/mB/model.safetensors"), "mA": $(count "$out/mA/model.safetensors"),
-            "composition": $(count "$out/calm/calm.safetensors"),
-            "mB_desc": "$(desc "$out/mB")", "mA_desc": "$(desc "$out/mA")"}}
-EOF
-mv "$out/meta.json.tmp" "$out/meta.json"
+stages=()
+for s in data mB mA calm calm_random_mA mB_ntl eval; do stages+=("$s=${took[$s]:-0}"); done
+# meta.json for the report: the run's settings, stage times, parameter counts
+/usr/bin/python3 - "$out" "$preset" "$cmdline" "$elapsed" "$threads" "${stages[@]}" <<'PY'
+import json, os, struct, sys
+out, preset, cmdline, elapsed, threads, *stages = sys.argv[1:]
+def count(path):  # parameters in a safetensors file, from its header's shapes
+    with open(path, "rb") as f:
+        h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    n = 0
+    for k, v in h.items():
+        if k != "__metadata__":
+            p = 1
+            for d in v["shape"]:
+                p *= d
+            n += p
+    return n
+def desc(model):
+    c = json.load(open(f"{out}/{model}/config.json"))
+    return f"dim {c['hidden_size']}, {c['num_hidden_layers']} layers"
+meta = {"preset": preset, "command": cmdline, "elapsed_s": int(elapsed),
+        "threads": "threads per process: " + ("all cores" if threads == "0" else threads),
+        "stage_s": {k: int(v) for k, v in (s.split("=") for s in stages)},
+        "params": {"mB": count(f"{out}/mB/model.safetensors"), "mA": count(f"{out}/mA/model.safetensors"),
+                   "composition": count(f"{out}/calm/calm.safetensors"), "mB_desc": desc("mB"), "mA_desc": desc("mA")}}
+with open(f"{out}/meta.json.tmp", "w") as f:
+    json.dump(meta, f, indent=1)
+os.replace(f"{out}/meta.json.tmp", f"{out}/meta.json")
+PY
 /usr/bin/python3 "$root/jobs/ntl_report.py" "$out"
 cat "$out/results.md"
 log "done in $((elapsed / 60)) min $((elapsed % 60)) s: $out/results.md, $out/results.json, $out/plots/"

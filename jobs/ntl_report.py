@@ -47,6 +47,7 @@ def frac(n, d):
 def main(run):
     langs = load(f"{run}/data/languages.json")
     meta = load(f"{run}/meta.json")
+    rule = load(f"{run}/data/manifest.json")["heldout"]
     info = {l["code"]: l for l in langs}
     groups = {
         "H": [l["code"] for l in langs if l["group"] == "H"],
@@ -64,8 +65,9 @@ def main(run):
             tbpb[m] = {k: v["target_bits_per_byte"] for k, v in load(t).get("langs", {}).items()}
     L, H, U = groups["L"], groups["H"], set(groups["dc_unseen"])
     seen = [c for c in L if c not in U]
-    quran_L = [c for c in L if info[c]["quran"]]
-    quran_H = [c for c in H if info[c]["quran"] and c in chrf["mB"]]
+    # languages with translation examples (--translate 0 or --max-pair-bytes may leave none)
+    quran_L = [c for c in L if info[c]["quran"] and all(c in chrf[m] for m in MODELS)]
+    quran_H = [c for c in H if info[c]["quran"] and all(c in chrf[m] for m in MODELS)]
 
     def wins(a, b, codes):  # lower bits per byte is better
         return sum(1 for c in codes if bpb[a][c] < bpb[b][c])
@@ -100,8 +102,8 @@ def main(run):
     # ---------------------------------------------------------------- markdown
     md = [f"# NTL composition, preset `{meta['preset']}`", ""]
     md += [f"Produced by `{meta['command']}` in {meta['elapsed_s'] // 60} min {meta['elapsed_s'] % 60} s "
-           f"({meta['threads']}). Held-out text only: UDHR articles 26-30 and every 10th Quran verse, in every "
-           "language. Bits per byte: lower is better; chrF (XX->En, greedy): higher is better.", ""]
+           f"({meta['threads']}). Held-out text only ({rule}), in every language. Bits per byte: lower is better; "
+           "chrF (XX->En, greedy): higher is better.", ""]
     md += ["Models: mB (anchor, " + p["mB_desc"] + ", trained on H only), mA (augmenting, " + p["mA_desc"] +
            ", NTL text of every language), CALM = mA (+) mB trained on DC, CALM with a randomly initialised mA "
            "(same DC and steps), mB^NTL = mB fine-tuned on the NTL text (mA's token budget). The composition "

@@ -419,6 +419,7 @@ static int put_meta(ShardBuilder *b, MDB_txn *txn, void *arg) {
     snprintf(buf, sizeof buf, "%.6f", b->val_ppm / 1e6);
     if (!rc) rc = put_str(txn, b->meta, "val_fraction", buf);
     if (!rc) rc = put_str(txn, b->meta, "token_bytes", "2");
+    if (!rc && b->kind == SHARD_KIND_LM) rc = put_str(txn, b->meta, "doc_start", "bos");
     if (!rc) rc = put_str(txn, b->meta, "created_by", b->command);
     if (!rc) rc = put_str(txn, b->meta, "created_at", created_at);
     snprintf(buf, sizeof buf, "%d", b->n_langs);

@@ -99,6 +99,8 @@ static int read_meta(ShardStore *s, MDB_txn *txn) {
     else if (strcmp(buf, "task") == 0) in->kind = SHARD_KIND_TASK;
     else return calm_error("%s: meta 'kind' = '%s' (expected lm or task)", dir, buf);
     if (meta_str(txn, s->meta, "val_fraction", buf, sizeof buf) == 0) in->val_fraction = strtod(buf, NULL);
+    in->doc_bos = in->kind == SHARD_KIND_TASK || (meta_str(txn, s->meta, "doc_start", buf, sizeof buf) == 0 &&
+                                                 strcmp(buf, "bos") == 0);
     meta_str(txn, s->meta, "created_at", in->created_at, sizeof in->created_at);
     MDB_val k = {10, "created_by"}, cv;
     if (mdb_get(txn, s->meta, &k, &cv) == 0) {

@@ -77,6 +77,8 @@ typedef struct {
     ShardLang *langs;    /* [n_langs], indexed by language id */
     char *created_by;    /* the command that built the store */
     char created_at[32]; /* UTC, ISO 8601 */
+    int doc_bos;         /* documents start with BOS (meta doc_start = bos; task records always do).
+                          * lm stores built before 2026-12-06 do not: their models never saw BOS */
     uint64_t file_bytes; /* size of data.mdb */
 } ShardInfo;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "utf8.h"
 
 static int is_space(uint32_t c) {
     return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
@@ -17,24 +18,14 @@ static int is_space(uint32_t c) {
 /* Decode UTF-8 into code points, dropping whitespace; a byte that does not
  * start a valid sequence is one character of its own (0x110000 + byte). */
 static size_t decode(uint32_t *out, const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t k = 0, i = 0;
-    while (i < n) {
-        uint32_t c = p[i];
-        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = len > 0 && i + (size_t)len <= n;
-        for (int j = 1; ok && j < len; j++) ok = (p[i + j] & 0xc0) == 0x80;
-        if (!ok) {
-            out[k++] = 0x110000u + c;
-            i++;
-            continue;
-        }
-        if (len > 1) {
-            c &= 0x7fu >> len;
-            for (int j = 1; j < len; j++) c = (c << 6) | (p[i + j] & 0x3f);
-        }
-        i += (size_t)len;
-        if (!is_space(c)) out[k++] = c;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t k = 0;
+    while (p < end) {
+        uint32_t c;
+        unsigned char first = *p;
+        p += utf8_next(p, end, &c);
+        if (c == UTF8_INVALID) out[k++] = 0x110000u + first;
+        else if (!is_space(c)) out[k++] = c;
     }
     return k;
 }

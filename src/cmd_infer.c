@@ -226,7 +226,7 @@ static cJSON *eval_docs(Runner *r, const Recs *rs, int T, int B) {
 
 typedef struct {
     int chrf;        /* 0: exact match */
-    int max_new;     /* chrf: ids generated at most per example (0: 2 x target bytes + 16) */
+    int max_new;     /* chrf: ids generated at most per example */
     int B;           /* sequences decoded together */
     const char *outputs; /* write every example's output here as JSON Lines (NULL: no) */
 } TaskOpts;
@@ -251,7 +251,7 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
         size_t pl = strlen(rs->r[i].prompt), tl = strlen(rs->r[i].target);
         ids[i] = xmalloc((pl + 2) * sizeof(int));
         np[i] = (int)tok_encode(ids[i], (const unsigned char *)rs->r[i].prompt, pl, 1, 0);
-        int want = o->chrf ? (o->max_new > 0 ? o->max_new : 2 * (int)tl + 16) : (int)tl + 1;
+        int want = o->chrf ? o->max_new : (int)tl + 1;
         if (o->chrf && np[i] + want > max_context(r)) want = max_context(r) - np[i];
         if (want < 1 || (!o->chrf && np[i] + want > max_context(r)))
             rc = calm_error("example %ld: prompt + target (%zu tokens) exceed the model's context of %d", i + 1,
@@ -372,18 +372,24 @@ static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
         np[i] = 1 + (int)strlen(rs->r[i].prompt);
         len[i] = np[i] + (int)strlen(rs->r[i].target) + 1;
         order[i] = (int)i;
-        if (len[i] > max_context(r))
-            return calm_error("example %ld: prompt + target (%d tokens) exceed the model's context of %d", i + 1,
-                              len[i], max_context(r));
+        if (len[i] - 1 > max_context(r) || !rs->r[i].target[0]) { /* len - 1 positions are fed */
+            free(len), free(np), free(order);
+            return calm_error("example %ld: %s", i + 1,
+                              rs->r[i].target[0] ? "prompt + target exceed the model's context" : "empty target");
+        }
     }
     qsort_r(order, (size_t)n, sizeof(int), by_prompt_length, len);
-    int Tmax = len[order[n - 1]] - 1;
+    /* batch lengths rounded up to 32 positions: few distinct shapes, so the
+     * model's activations are not reallocated for every batch */
+    int Tmax = (len[order[n - 1]] - 1 + 31) / 32 * 32;
+    if (Tmax > max_context(r)) Tmax = max_context(r);
     int *tok = xmalloc((size_t)B * Tmax * sizeof(int)), *tgt = xmalloc((size_t)B * Tmax * sizeof(int)),
         *ids = xmalloc(((size_t)Tmax + 2) * sizeof(int));
     float *w = xmalloc((size_t)B * Tmax * sizeof(float));
     double *bits = xcalloc((size_t)n, sizeof(double));
     for (long b0 = 0; b0 < n; b0 += B) {
-        int b = (int)(n - b0 < B ? n - b0 : B), T = len[order[b0 + b - 1]] - 1;
+        int b = (int)(n - b0 < B ? n - b0 : B), T = (len[order[b0 + b - 1]] - 1 + 31) / 32 * 32;
+        if (T > Tmax) T = Tmax;
         for (int k = 0; k < b; k++) {
             const Rec *x = &rs->r[order[b0 + k]];
             size_t pl = strlen(x->prompt), tl = strlen(x->target);
@@ -463,7 +469,7 @@ static cJSON *eval_text(Runner *r, char **files, int nfiles, int T, int B) {
 int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *calm_dir = NULL, *task = NULL, *docs = NULL, *metric = "exact", *out = NULL,
                *outputs = NULL;
-    int T = 256, B = 16, threads = 0, max_new = 0;
+    int T = 256, B = 16, threads = 0, max_new = 256;
     long limit = 0;
     const Opt opts[] = {
         {"model", OPT_STR, &model_dir, "model directory", 1, 0},
@@ -473,7 +479,9 @@ int cmd_eval(int argc, char **argv) {
          "--task: exact (the answer is the target, then EOS), chrf (chrF2 of the answer up to EOS or a newline) or "
          "bpb (teacher-forced bits per target byte)",
          1, 0},
-        {"max-new", OPT_INT, &max_new, "--metric chrf: tokens generated at most (0: 2 x target bytes + 16)", 0, 1 << 20},
+        {"max-new", OPT_INT, &max_new,
+         "--metric chrf: tokens generated at most (the same for every example: the reference sets no budget)", 1,
+         1 << 20},
         {"outputs", OPT_STR, &outputs, "--task: write every answer as JSON Lines {lang, prompt, target, output}", 1, 0},
         {"docs", OPT_STR, &docs, "JSON Lines {text[, lang]}: bits per byte of each language's documents", 1, 0},
         {"limit", OPT_LONG, &limit, "--task, --docs: use at most N records (0: all)", 0, 1e12},

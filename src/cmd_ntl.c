@@ -14,7 +14,7 @@
  * and every --heldout-every-th verse (the 10th, 20th, ... by default). A
  * training document whose text equals any held-out text (the Quran repeats
  * some verses word for word) is dropped too, so no held-out text occurs in any
- * store; tests/test_ntl_split.c checks that by hash.
+ * store; tests/test_ntl_data.c checks that by hash.
  *
  * Stores (LMDB, calm shard format; a translation pair is one document
  * "SRC\n=> EN" in the pseudo-language "SRC-eng"):
@@ -52,6 +52,7 @@ static const struct {
 } quran_langs[] = {{"en", "eng"}, {"ar", "arb"}, {"bn", "ben"}, {"es", "spa"}, {"fr", "fra"}, {"id", "ind"},
                    {"ru", "rus"}, {"sv", "swe"}, {"tr", "tur"}, {"ur", "urd"}, {"zh", "cmn_hans"}};
 #define N_QURAN (int)(sizeof quran_langs / sizeof *quran_langs)
+#define QURAN_EN 0 /* English, the target of every translation pair: first in the table */
 #define PAIR_SEP "\n=> "
 
 typedef struct {
@@ -124,6 +125,20 @@ static int is_high(const Ntl *x, const char *quran_code) {
     for (const char *p = x->high; (p = strstr(p, quran_code)) != NULL; p += k)
         if ((p == x->high || p[-1] == ',') && (p[k] == 0 || p[k] == ',')) return 1;
     return 0;
+}
+
+/* --high must name quran-json languages, comma-separated, without spaces. */
+static int check_high(const char *list) {
+    char *copy = xstrdup(list), *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+        int q = 0;
+        while (q < N_QURAN && strcmp(quran_langs[q].quran, t)) q++;
+        if (q == N_QURAN)
+            rc = calm_error("--high '%s': '%s' is not a quran-json language (ar bn en es fr id ru sv tr ur zh)", list, t);
+    }
+    free(copy);
+    return rc;
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
@@ -324,10 +339,16 @@ static int *hashed_order(int n, long seed, const char *key, int salt) {
 /* The three stores. */
 static int ntl_stores(Ntl *x, const char *dir, const char *cmdline, cJSON *manifest) {
     Store anchor, ntl, dc;
+    memset(&ntl, 0, sizeof ntl);
+    memset(&dc, 0, sizeof dc);
     if (store_open(&anchor, x, dir, "anchor", cmdline) || store_open(&ntl, x, dir, "ntl", cmdline) ||
-        store_open(&dc, x, dir, "dc", cmdline))
+        store_open(&dc, x, dir, "dc", cmdline)) {
+        shard_builder_free(anchor.b); /* the caller removes the directory */
+        shard_builder_free(ntl.b);
+        shard_builder_free(dc.b);
         return -1;
-    const int en = 0; /* quran_langs[0] */
+    }
+    const int en = QURAN_EN;
     int rc = 0;
     long pairs_anchor = 0, pairs_dc = 0;
     for (int i = 0; i < x->n && rc == 0; i++) {
@@ -441,8 +462,8 @@ static int ntl_write(Ntl *x, const char *dir, cJSON *manifest) {
             lines_add(&heldout, o);
         }
         int n_tr = 0;
-        if (l->quran > 0) { /* held-out XX -> En examples that fit --max-pair-bytes */
-            const Verses *src = &x->verses[l->quran], *eng = &x->verses[0];
+        if (l->quran >= 0 && l->quran != QURAN_EN) { /* held-out XX -> En examples that fit --max-pair-bytes */
+            const Verses *src = &x->verses[l->quran], *eng = &x->verses[QURAN_EN];
             for (int v = 0; v < src->n && n_tr < x->translate; v++) {
                 if (!verse_held(x, v)) continue;
                 if (strlen(src->text[v]) + strlen(PAIR_SEP) + strlen(eng->text[v]) > (size_t)x->max_pair) continue;
@@ -557,8 +578,8 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
         {"translate", OPT_INT, &x.translate, "held-out XX->En examples per language in translate.jsonl", 0, 1 << 20},
         {"bpb-verses", OPT_INT, &x.bpb_verses, "held-out verses per quran language in heldout.jsonl", 0, 1 << 20},
         {"max-pair-bytes", OPT_INT, &x.max_pair, "translate.jsonl: prompt + target at most N bytes", 16, 1 << 20},
-        {"langs", OPT_INT, &x.n_langs, "keep the quran languages and N in all (0: every complete declaration)", 0,
-         1 << 20},
+        {"langs", OPT_INT, &x.n_langs,
+         "keep N languages: the 11 quran languages always, then others (0: every complete declaration)", 0, 1 << 20},
         {"verses", OPT_INT, &x.n_verses, "use only the first N verses of each language (0: all)", 0, QURAN_VERSES},
         {"seq-len", OPT_INT, &x.seq_len, "store sample length T", 8, 1 << 20},
         {"seed", OPT_LONG, &x.seed, "seed of the DC-unseen and DC choices", 0, 9e18},
@@ -575,6 +596,10 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
     cli_parse(&cmd, argc, argv, &pos, &npos);
     if (!x.out || !x.udhr || !x.quran) {
         fprintf(stderr, "calm data ntl: --out, --udhr and --quran are required\nTry 'calm data ntl --help'.\n");
+        return 2;
+    }
+    if (check_high(x.high) != 0) {
+        fprintf(stderr, "calm data ntl: %s\n", calm_last_error());
         return 2;
     }
     struct stat st;
@@ -601,6 +626,8 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
         snprintf(rule, sizeof rule, "UDHR articles %d-30; verse i (0-based) when i %% %d == %d; and any text equal "
                  "to one of those", x.first_held, x.every, x.every - 1);
         cJSON_AddStringToObject(manifest, "heldout", rule);
+        cJSON_AddNumberToObject(manifest, "heldout_from_article", x.first_held);
+        cJSON_AddNumberToObject(manifest, "heldout_every_verse", x.every);
         rc = calm_mkdirs(partial);
     }
     if (rc == 0) rc = ntl_stores(&x, partial, cmdline, manifest);

@@ -182,6 +182,10 @@ static int data_open(DataSource *d, const RunOpts *r, char **files, int nfiles, 
         return calm_error("%s: store vocabulary %d exceeds the model's %d", dir, info->vocab_size, vocab);
     if (T > info->seq_len)
         return calm_error("%s: --seq-len %d exceeds the store's sample length %d", dir, T, info->seq_len);
+    if (!info->doc_bos)
+        calm_log("warning: %s was built before lm documents began with BOS: a model trained on it never sees the "
+                 "BOS that evaluation and generation put first; rebuild it with calm shard build",
+                 dir);
     ShardLoaderOpts o;
     shard_loader_opts_default(&o);
     o.seed = d->seed;

@@ -326,7 +326,6 @@ typedef struct {
     KVCache ka, kb;
     int n_seq, max_T, pos;
     const int *seqs; /* the rows of the current step: their sequences */
-    int n;
     float *hA;       /* [n_conn, n_seq, dA]: mA's stream at this position, by row */
     float *kc, *vc;  /* [n_conn, n_seq, max_T, dB] */
     float *tmp;      /* [n_seq, 4 * dB]: P, q, att, out of each row */
@@ -378,7 +377,6 @@ static float *compose_decode_step(void *ctx, const int *seqs, const int *tokens,
     GenState *s = ctx;
     Composer *c = s->c;
     s->seqs = seqs;
-    s->n = n;
     model_decode_step_ex(c->A, &s->ka, seqs, tokens, n, c->a_max + 1, gen_augment_hook, s);
     float *logits = model_decode_step_ex(c->B, &s->kb, seqs, tokens, n, c->B->cfg.n_layers, gen_anchor_hook, s);
     s->pos++;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "utf8.h"
 
 /* ------------------------------------------------------------------ text */
 
@@ -323,14 +324,9 @@ const char *script_of(const char *text, size_t n) {
     int k = 0;
     const unsigned char *p = (const unsigned char *)text, *end = p + n;
     while (p < end) {
-        uint32_t c = *p;
-        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-        if (len > 1 && p + len <= end) {
-            c &= 0x7fu >> len;
-            for (int j = 1; j < len; j++) c = (c << 6) | (p[j] & 0x3f);
-        }
-        p += len;
-        int r = range_of(c);
+        uint32_t c;
+        p += utf8_next(p, end, &c);
+        int r = c == UTF8_INVALID ? -1 : range_of(c);
         if (r < 0) continue;
         int i = 0;
         while (i < k && strcmp(names[i], ranges[r].script)) i++;

@@ -39,7 +39,9 @@ typedef float *(*DecodeFn)(void *ctx, const int *seqs, const int *tokens, int n)
  * is used up, in one decoder call. A sequence ends at EOS, at o->stop, after
  * max_new ids or when the context of max_T positions is full (the logits of
  * the last position still give one id). Each sequence gets the ids it would
- * get alone. Returns the total ids generated. */
+ * get alone, up to the rounding of the matrix products (BLIS may sum a row
+ * in another order when it multiplies several; tests/test_generate.c and
+ * test_compose.c find the same ids). Returns the total ids generated. */
 long generate_lockstep(DecodeFn fn, void *ctx, int vocab, int max_T, GenSeq *seqs, int n, const GenOpts *o);
 /* Positions a lockstep generation of these sequences needs, capped at max_T. */
 int generate_positions(const GenSeq *seqs, int n, int max_T);

@@ -41,6 +41,10 @@ static void test_hand_worked(void **state) {
      * and of 1; 3-grams and longer only in the hypothesis. P = (1/2 + 1/3)/2 =
      * 5/12, R = (1 + 1)/2 = 1: F2 = 5 (5/12) / (4 (5/12) + 1) = 25/32. */
     assert_near(score1("aaaa", "aa"), 100.0 * 25.0 / 32.0);
+    /* a byte that is not UTF-8 is one character of its own, equal only to itself */
+    assert_near(score1("a\xff" "b", "a\xff" "b"), 100.0);
+    assert_near(score1("\xff", "\xfe"), 0.0);
+    assert_near(score1("\xc3", "\xc3\xa9"), 0.0); /* a truncated sequence is not the character */
 }
 
 /* Corpus level: statistics are summed over sentences before the score, so

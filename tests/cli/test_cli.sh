@@ -65,6 +65,40 @@ echo "generate: '$got'"
 loss=$(sed 's/.*"loss": *\([0-9.e+-]*\).*/\1/' "$tmp/eval")
 awk -v l="$loss" 'BEGIN { exit !(l < 0.5) }' && ok || fail "eval loss $loss not low"
 
+# eval --docs: bits per byte per language; the memorised line costs far less
+# than a line the model never saw.
+printf '%s\n' '{"lang": "en", "text": "the seventh key of the table maps to 4711"}' \
+  '{"lang": "xx", "text": "qzv wkkj pblq mmxr tfo"}' '{"lang": "en", "text": "alpha bravo charlie delta"}' >"$tmp/docs.jsonl"
+expect_rc 0 "eval --docs" "$calm" eval --model "$tmp/m" --docs "$tmp/docs.jsonl" --threads 1 --out "$tmp/docs.json"
+/usr/bin/python3 - "$tmp/docs.json" <<'PY' && ok || fail "eval --docs result"
+import json, sys
+r = json.load(open(sys.argv[1]))
+en, xx = r["langs"]["en"], r["langs"]["xx"]
+assert r["docs"] == 3 and en["docs"] == 2 and xx["docs"] == 1, r
+assert en["bytes"] == 41 + 25 and xx["bytes"] == 22, r
+# each document ends with an EOS the model never saw after these lines
+assert en["bits_per_byte"] < 1.5 < 4 < xx["bits_per_byte"], r
+PY
+# eval --task: chrF and target bits per byte of greedy answers, per language.
+printf '%s\n' '{"lang": "en", "prompt": "the seventh key of the", "target": " table maps to 4711"}' >"$tmp/task.jsonl"
+expect_rc 0 "eval --metric chrf" "$calm" eval --model "$tmp/m" --task "$tmp/task.jsonl" --metric chrf --max-new 19 \
+  --outputs "$tmp/answers.jsonl" --threads 1
+grep -q '"chrf":100' "$tmp/out" && ok || fail "chrF of the memorised answer is not 100: $(cat "$tmp/out")"
+grep -q '"output":" table maps to 4711"' "$tmp/answers.jsonl" && ok || fail "--outputs: $(cat "$tmp/answers.jsonl")"
+printf '%s\n' '{"lang": "xx", "prompt": "the seventh key of the", "target": " chair xqz to 0000"}' >>"$tmp/task.jsonl"
+expect_rc 0 "eval --metric bpb" "$calm" eval --model "$tmp/m" --task "$tmp/task.jsonl" --metric bpb --threads 1
+/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["langs"]
+assert r["en"]["target_bits_per_byte"] < 2 < 4 < r["xx"]["target_bits_per_byte"], r' "$tmp/out" && ok ||
+  fail "target bits per byte: memorised answer not far below a wrong one: $(cat "$tmp/out")"
+expect_rc 2 "eval --metric unknown" "$calm" eval --model "$tmp/m" --task "$tmp/task.jsonl" --metric bleu
+expect_err "use exact, chrf or bpb" "eval --metric unknown"
+expect_rc 2 "eval --docs and --task" "$calm" eval --model "$tmp/m" --task "$tmp/task.jsonl" --docs "$tmp/docs.jsonl"
+printf '%s\n' '{"lang": "en", "text": "fine"}' '{"lang": "en", "txt": "no text"}' >"$tmp/bad.jsonl"
+expect_rc 1 "eval --docs bad record" "$calm" eval --model "$tmp/m" --docs "$tmp/bad.jsonl"
+expect_err "bad.jsonl:2: expected a JSON object" "eval --docs bad record"
+
 # forward writes logits [T, V] for BOS + bytes.
 printf 'hello' >"$tmp/in.txt"
 expect_rc 0 "forward" "$calm" forward --model "$tmp/m" --input "$tmp/in.txt" --out "$tmp/logits.safetensors" --threads 1
