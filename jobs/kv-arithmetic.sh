@@ -161,7 +161,7 @@ out, preset, elapsed, cmdline, threads = sys.argv[1], sys.argv[2], int(sys.argv[
 res = {}
 for line in open(f"{out}/eval.jsonl"):
     o = json.loads(line)
-    res.setdefault(o["model"], {})[o["task"]] = o["result"]["accuracy"]
+    res.setdefault(o["model"], {})[o["task"]] = float(o["result"]["accuracy"])
 with open(f"{out}/results.json.tmp", "w") as f:
     json.dump(res, f, indent=2)
 import os; os.replace(f"{out}/results.json.tmp", f"{out}/results.json")
