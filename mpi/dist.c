@@ -1,13 +1,13 @@
 #define _GNU_SOURCE /* on_exit */
-#include "dist.h"
+#include "mpi/dist.h"
 
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common.h"
-#include "optim.h"
+#include "src/common.h"
+#include "src/optim.h"
 
 static int launched_by_mpi(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_SIZE");

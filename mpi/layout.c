@@ -1,10 +1,10 @@
 /* layout.c: rank roles and the balanced split of the anchor into stages. */
-#include "layout.h"
+#include "mpi/layout.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
 
 int layout_check(int world, int S, int A, int L) {
     if (S < 1) return calm_error("--anchor-stages %d: need at least 1 anchor stage", S);
@@ -153,15 +153,15 @@ void layout_print(const Layout *lo, FILE *f) {
         RankInfo ri;
         layout_rank(lo, r, &ri);
         char blocks[64], conns[256] = "";
-        size_t len = 0;
         if (ri.role == ROLE_ANCHOR) {
             int s = ri.index;
             snprintf(blocks, sizeof blocks, "%d-%d%s%s", lo->first[s], lo->first[s + 1] - 1, s == 0 ? " +emb" : "",
                      s == lo->S - 1 ? " +head" : "");
+            Connection mine[COMPOSE_MAX_CONN];
+            int n = 0;
             for (int i = 0; i < lo->n_conn; i++)
-                if (lo->conn_stage[i] == s && len < sizeof conns)
-                    len += snprintf(conns + len, sizeof conns - len, "%s%d:%d", len ? "," : "", lo->conn[i].a,
-                                    lo->conn[i].b);
+                if (lo->conn_stage[i] == s) mine[n++] = lo->conn[i];
+            compose_format_connections(mine, n, conns, sizeof conns);
         } else {
             int a_max = 0;
             for (int i = 0; i < lo->n_conn; i++) a_max = lo->conn[i].a > a_max ? lo->conn[i].a : a_max;

@@ -24,8 +24,8 @@
 
 #include <stdio.h>
 
-#include "compose.h"
-#include "model.h"
+#include "src/compose.h"
+#include "src/model.h"
 
 typedef enum { ROLE_ANCHOR = 0, ROLE_AUGMENT = 1 } RankRole;
 

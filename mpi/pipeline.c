@@ -1,149 +1,16 @@
-/* pipeline.c: the executor of the composition pipeline; see pipeline.h. */
-#include "pipeline.h"
-
+/* pipeline.c: the executor of the composition pipeline (pipeline.h): slots,
+ * hooks, the schedule's actions, the step, reductions and saves. */
 #include <limits.h>
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "common.h"
-#include "layout.h"
-#include "optim.h"
-#include "schedule.h"
-
-/* One micro-batch in flight on an anchor stage or an augment rank. A slot
- * is BUSY from the micro-batch's first action on this rank to its last,
- * then DRAINING until the sends from its buffers complete. */
-enum { SLOT_FREE, SLOT_BUSY, SLOT_DRAINING };
-
-/* Sends from one slot: an anchor stage sends at most 3 messages per
- * micro-batch, an augment rank one per stage with connections (at most
- * COMPOSE_MAX_CONN). */
-#define MAX_SLOT_SENDS COMPOSE_MAX_CONN
-
-typedef struct {
-    int state;
-    Activations acts; /* anchor: the model part's activations for this micro-batch */
-    ConnActs *ca;     /* anchor: [own connections] */
-    float *mem;
-    float *hA;        /* augment: [n_conn, N, dA] mA's stream at each connection */
-    float *P, *dP;    /* anchor: [own, N, dB]; augment: [n_conn, N, dB] */
-    int *projected;   /* augment: [n_conn] */
-    int *sent;        /* augment: [S] projections of stage s posted */
-    MPI_Request sends[MAX_SLOT_SENDS];
-    int n_sends;
-} Slot;
-
-struct Pipeline {
-    Dist dist;
-    Layout lo;
-    RankInfo me;
-    Schedule sc;
-    int S, A, M, R, b, T, N, last_stage;
-    ModelConfig cfg_a, cfg_b;
-    Model model;     /* anchor part, or mA's trunk */
-    Composer comp;   /* full parameter set; this rank uses its own part */
-    int *cfirst;     /* [S+1]: stage s owns connections cfirst[s] .. cfirst[s+1]-1 */
-    int c0, c1;      /* this anchor stage's connections */
-    int stop;        /* the anchor backward stops at block b_min + 1 */
-    ParamInfo *own;  /* this rank's parameter tensors */
-    int n_own;
-    int counts;      /* this rank's copy counts in norms and saves (replica 0, augment 0) */
-    MPI_Comm rep, pos, role; /* replica; same place in every replica; same role */
-    Slot *slots;
-    int n_slots;
-    int *slot_of;    /* [M] */
-    int *last_action;/* [M] index of micro-batch m's last action on this rank */
-    MPI_Request *recv_req; /* [actions] */
-    int *recv_posted;
-    float *scratch;
-    Slot *cur;       /* the slot the hooks work on */
-    int cur_mb;      /* and its micro-batch */
-    /* this step */
-    const int *tokens, *targets;
-    const float *weights;
-    float grad_scale;
-    double W, loss_sum;
-    /* statistics since open */
-    double busy, wait, t_total, bytes;
-    long steps;
-    const char *anchor_dir, *augment_dir;
-};
+#include "mpi/pipeline_impl.h"
+#include "src/common.h"
+#include "src/modeldir.h"
+#include "src/optim.h"
 
 static double now(void) { return MPI_Wtime(); }
-
-/* ------------------------------------------------------------- planning */
-
-static int load_configs(const PipeOpts *o, ModelConfig *ca, ModelConfig *cb, ComposeConfig *cc) {
-    char *pa = calm_path_join(o->augment_dir, CALM_CONFIG_FILE), *pb = calm_path_join(o->anchor_dir, CALM_CONFIG_FILE);
-    int r = model_config_load(cb, pb) || model_config_load(ca, pa) ? -1 : 0;
-    free(pa);
-    free(pb);
-    if (r) return -1;
-    *cc = o->cc;
-    if (o->use_default_connections) {
-        int heads = cc->n_heads;
-        compose_default_connections(ca, cb, cc);
-        cc->n_heads = heads;
-    }
-    return 0;
-}
-
-/* Layout and schedule, checked: the part of opening that needs no MPI. */
-static int plan(const PipeOpts *o, int world, const ModelConfig *cb, const Composer *comp, Layout *lo, Schedule *sc,
-                int *b) {
-    if (o->M < 1) return calm_error("--micro-batches %d: need at least 1", o->M);
-    if (layout_check(world, o->S, o->A, cb->n_layers)) return -1;
-    int R = world / (o->S + o->A);
-    if (o->B % (R * o->M))
-        return calm_error("--batch %d is not divisible by %d replica%s x %d micro-batches", o->B, R, R == 1 ? "" : "s",
-                          o->M);
-    *b = o->B / (R * o->M);
-    double *cost = xmalloc((size_t)cb->n_layers * sizeof(double)), embed, head;
-    layout_costs(cb, &comp->cfg, *b, o->T, cost, &embed, &head);
-    int r = layout_plan(lo, world, o->S, o->A, cb->n_layers, cost, embed, head, &comp->cfg);
-    free(cost);
-    if (r) return -1;
-    lo->role_major = o->role_major;
-    if (schedule_1f1b(sc, o->S, o->M, o->A, lo->stage_n_conn)) {
-        layout_free(lo);
-        return -1;
-    }
-    char err[512];
-    SchedCost unit = {1, 1, 1, 1};
-    if (schedule_validate(sc, err, sizeof err) || schedule_dry_run(sc, &unit, SEND_EAGER, NULL, err, sizeof err)) {
-        schedule_free(sc);
-        layout_free(lo);
-        return calm_error("pipeline schedule S=%d M=%d A=%d is unsound: %s", o->S, o->M, o->A, err);
-    }
-    return 0;
-}
-
-int pipeline_print_plan(const PipeOpts *o, int world, FILE *f) {
-    ModelConfig ca, cb;
-    ComposeConfig cc;
-    Composer comp;
-    Layout lo;
-    Schedule sc;
-    int b;
-    if (load_configs(o, &ca, &cb, &cc) || compose_init_configs(&comp, &ca, &cb, &cc)) return -1;
-    int r = plan(o, world, &cb, &comp, &lo, &sc, &b);
-    if (r == 0) {
-        layout_print(&lo, f);
-        fprintf(f, "\nmicro-batch: %d rows x %d tokens; step: %d micro-batches per replica\n\n", b, o->T, o->M);
-        schedule_print_grid(&sc, f);
-        double *frac = xmalloc((size_t)sc.n_ranks * sizeof(double));
-        double bub = schedule_bubble_fraction(&sc, NULL, frac);
-        fprintf(f, "\nbubble fraction (unit costs, free augment ranks): %.3f; 1F1B ideal (S-1)/(M+S-1) = %.3f\n", bub,
-                (double)(o->S - 1) / (o->M + o->S - 1));
-        free(frac);
-        schedule_free(&sc);
-        layout_free(&lo);
-    }
-    compose_free(&comp);
-    return r;
-}
 
 /* ------------------------------------------------------------------ slots */
 
@@ -180,7 +47,7 @@ static Slot *slot_new(Pipeline *p) {
     return s;
 }
 
-static void slot_free(Slot *s) {
+void slot_free(Slot *s) {
     model_acts_free(&s->acts);
     free(s->mem);
     free(s->ca);
@@ -318,7 +185,7 @@ static int is_recv(ActionKind k) {
 
 /* Stage s runs a backward (needs gradients) when the anchor backward reaches
  * its blocks or the hook right below them: stop <= first[s+1]. */
-static int stage_has_backward(const Pipeline *p, int s) { return p->stop <= p->lo.first[s + 1]; }
+int stage_has_backward(const Pipeline *p, int s) { return p->stop <= p->lo.first[s + 1]; }
 
 static void post_recv(Pipeline *p, const Action *a, int i) {
     Slot *s = slot_get(p, a->mb);
@@ -490,16 +357,6 @@ static int pipe_save(void *ctx, const char *dir) {
     return rc == 0 ? 0 : (writer ? -1 : calm_error("%s: rank 0 could not write the composition", dir));
 }
 
-Composer *pipeline_composer(Pipeline *p) { return &p->comp; }
-
-const ModelConfig *pipeline_anchor_config(const Pipeline *p) { return &p->cfg_b; }
-
-int pipeline_owns_part(const Pipeline *p) { return p->counts; }
-
-void pipeline_layout_name(const Pipeline *p, char *buf, size_t n) {
-    snprintf(buf, n, "pipeline S=%d A=%d R=%d M=%d", p->S, p->A, p->R, p->M);
-}
-
 Trainable pipeline_trainable(Pipeline *p) {
     Trainable t = {p, p->comp.params, p->comp.grads, p->comp.num_params, p->own, p->n_own, pipe_step, pipe_save,
                    pipe_gather};
@@ -515,134 +372,4 @@ void pipeline_train_config(Pipeline *p, TrainConfig *tc) {
     tc->reduce_ctx = p;
     tc->grad_sq = pipe_grad_sq;
     tc->save_all = 1;
-}
-
-/* ------------------------------------------------------------ open/close */
-
-int pipeline_open(Pipeline **out, const PipeOpts *o, const Dist *d) {
-    Pipeline *p = xcalloc(1, sizeof *p);
-    p->dist = *d;
-    p->anchor_dir = o->anchor_dir;
-    p->augment_dir = o->augment_dir;
-    ComposeConfig cc;
-    if (load_configs(o, &p->cfg_a, &p->cfg_b, &cc) || compose_init_configs(&p->comp, &p->cfg_a, &p->cfg_b, &cc) ||
-        plan(o, d->size, &p->cfg_b, &p->comp, &p->lo, &p->sc, &p->b)) {
-        free(p);
-        return -1;
-    }
-    if (o->T > p->cfg_a.max_seq_len || o->T > p->cfg_b.max_seq_len)
-        return calm_error("--seq-len %d exceeds a model's max_position_embeddings (anchor %d, augment %d)", o->T,
-                          p->cfg_b.max_seq_len, p->cfg_a.max_seq_len);
-    p->S = o->S, p->A = o->A, p->M = o->M, p->R = p->lo.R, p->T = o->T, p->N = p->b * o->T;
-    const size_t ND = (size_t)p->N * p->comp.dB;
-    int tag_ub_ok = 0, *tag_ub, flag;
-    MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tag_ub, &flag);
-    tag_ub_ok = flag && (long)p->M * ACT_N_KINDS < (long)*tag_ub;
-    if (!tag_ub_ok) return calm_error("--micro-batches %d: too many for MPI's tag range", p->M);
-    if (ND * (size_t)(p->comp.cfg.n_conn > 0 ? p->comp.cfg.n_conn : 1) > (size_t)INT_MAX)
-        return calm_error("a micro-batch's messages exceed 2^31 floats: use more --micro-batches");
-    layout_rank(&p->lo, d->rank, &p->me);
-    p->last_stage = p->me.role == ROLE_ANCHOR && p->me.index == p->S - 1;
-    p->stop = p->comp.b_min + 1;
-    p->cfirst = xcalloc((size_t)p->S + 1, sizeof(int));
-    for (int i = 0; i < p->comp.cfg.n_conn; i++) p->cfirst[p->lo.conn_stage[i] + 1]++;
-    for (int s = 0; s < p->S; s++) p->cfirst[s + 1] += p->cfirst[s];
-    MPI_Comm_split(MPI_COMM_WORLD, p->me.replica, p->me.local, &p->rep);
-    MPI_Comm_split(MPI_COMM_WORLD, p->me.local, p->me.replica, &p->pos);
-    MPI_Comm_split(MPI_COMM_WORLD, (int)p->me.role, d->rank, &p->role);
-
-    /* this rank's part of the models and of the composition parameters */
-    int rc;
-    if (p->me.role == ROLE_ANCHOR) {
-        int s = p->me.index;
-        p->c0 = p->cfirst[s], p->c1 = p->cfirst[s + 1];
-        rc = model_load_dir_part(&p->model, o->anchor_dir, p->lo.first[s], p->lo.first[s + 1], s == p->S - 1);
-        p->own = xcalloc((size_t)(4 * (p->c1 - p->c0) + 1), sizeof(ParamInfo));
-        for (int i = p->c0; i < p->c1; i++)
-            for (int j = 2; j < 6; j++) p->own[p->n_own++] = p->comp.info[6 * i + j]; /* q, k, v, o */
-        p->counts = p->me.replica == 0;
-    } else {
-        rc = model_load_dir_part(&p->model, o->augment_dir, 0, p->comp.a_max + 1, 0);
-        p->own = xcalloc((size_t)(2 * p->comp.cfg.n_conn), sizeof(ParamInfo));
-        for (int i = 0; i < p->comp.cfg.n_conn; i++)
-            for (int j = 0; j < 2; j++) p->own[p->n_own++] = p->comp.info[6 * i + j]; /* proj weight and bias */
-        p->counts = p->me.replica == 0 && p->me.index == 0;
-    }
-    if (rc) return -1;
-    if (memcmp(&p->model.cfg, p->me.role == ROLE_ANCHOR ? &p->cfg_b : &p->cfg_a, sizeof(ModelConfig)) != 0)
-        return calm_error("%s: config.json changed while loading", p->me.role == ROLE_ANCHOR ? o->anchor_dir
-                                                                                                : o->augment_dir);
-    p->scratch = xalloc_floats(compose_scratch_floats(&p->comp, p->b, p->T));
-    p->slot_of = xmalloc((size_t)p->M * sizeof(int));
-    p->last_action = xmalloc((size_t)p->M * sizeof(int));
-    const int me = p->me.local, n = p->sc.n_actions[me];
-    for (int m = 0; m < p->M; m++) p->last_action[m] = -1;
-    for (int i = 0; i < n; i++) p->last_action[p->sc.actions[me][i].mb] = i;
-    p->recv_req = xcalloc((size_t)n + 1, sizeof(MPI_Request));
-    p->recv_posted = xcalloc((size_t)n + 1, sizeof(int));
-    if (d->rank == 0) layout_print(&p->lo, stderr);
-    calm_log("pipeline: %d micro-batches of %d x %d per replica and step; bubble (S-1)/(M+S-1) = %.3f", p->M, p->b,
-             p->T, (double)(p->S - 1) / (p->M + p->S - 1));
-    *out = p;
-    return 0;
-}
-
-void pipeline_report(Pipeline *p, FILE *f) {
-    double mine[4] = {p->busy, p->wait, p->t_total, p->bytes}, *all = NULL;
-    if (p->dist.rank == 0) all = xmalloc((size_t)4 * p->dist.size * sizeof(double));
-    MPI_Gather(mine, 4, MPI_DOUBLE, all, 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    if (p->dist.rank != 0 || p->steps == 0) {
-        free(all);
-        return;
-    }
-    const double ND = (double)p->N * p->comp.dB * sizeof(float);
-    fprintf(f, "pipeline over %ld steps (busy: compute; idle = 1 - busy / step time; ideal 1F1B bubble %.3f)\n",
-            p->steps, (double)(p->S - 1) / (p->M + p->S - 1));
-    fprintf(f, "%6s  %-10s %5s  %9s %9s %7s  %12s %12s\n", "rank", "role", "repl", "busy s", "wait s", "idle",
-            "sent MB/step", "model MB/st");
-    for (int r = 0; r < p->dist.size; r++) {
-        RankInfo ri;
-        layout_rank(&p->lo, r, &ri);
-        const double *x = all + 4 * r;
-        /* bytes this rank must send per step by the model: activations up,
-         * gradients down (only where a backward needs them), projections
-         * and their gradients */
-        double model = 0;
-        int M = p->M;
-        if (ri.role == ROLE_ANCHOR) {
-            int s = ri.index, own = p->cfirst[s + 1] - p->cfirst[s];
-            if (s < p->S - 1) model += M * ND;
-            if (s > 0 && stage_has_backward(p, s - 1)) model += M * ND;
-            model += (double)M * own * ND;
-        } else {
-            int mine_mb = M / p->A + (ri.index < M % p->A);
-            model += (double)mine_mb * p->comp.cfg.n_conn * ND;
-        }
-        char role[16];
-        snprintf(role, sizeof role, "%s %d", ri.role == ROLE_ANCHOR ? "stage" : "augment", ri.index);
-        fprintf(f, "%6d  %-10s %5d  %9.3f %9.3f %7.3f  %12.3f %12.3f\n", r, role, ri.replica, x[0], x[1],
-                x[2] > 0 ? 1.0 - x[0] / x[2] : 0, x[3] / p->steps / 1e6, model / 1e6);
-    }
-    free(all);
-}
-
-void pipeline_close(Pipeline *p) {
-    if (!p) return;
-    for (int k = 0; k < p->n_slots; k++) slot_free(&p->slots[k]);
-    free(p->slots);
-    free(p->slot_of);
-    free(p->last_action);
-    free(p->recv_req);
-    free(p->recv_posted);
-    free(p->scratch);
-    free(p->own);
-    free(p->cfirst);
-    MPI_Comm_free(&p->rep);
-    MPI_Comm_free(&p->pos);
-    MPI_Comm_free(&p->role);
-    model_free(&p->model);
-    compose_free(&p->comp);
-    schedule_free(&p->sc);
-    layout_free(&p->lo);
-    free(p);
 }

@@ -31,14 +31,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "compose.h"
-#include "dist.h"
-#include "train.h"
+#include "src/compose.h"
+#include "mpi/dist.h"
+#include "src/train.h"
 
 typedef struct {
     const char *anchor_dir, *augment_dir;
-    ComposeConfig cc; /* connections; n_heads 0 = the anchor's */
-    int use_default_connections;
+    const char *connections; /* "3:5,7:11", or NULL: the default (compose_connections) */
+    int heads;               /* cross-attention heads; 0 = the anchor's */
     int S, A, M; /* anchor stages, augment ranks, micro-batches per step */
     int B, T;    /* global batch rows, sequence length */
     int role_major; /* world ordered by role (Slurm heterogeneous jobs), see layout.h */
@@ -46,29 +46,29 @@ typedef struct {
 
 typedef struct Pipeline Pipeline;
 
+/* What the command trains with, handed back by pipeline_open. */
+typedef struct {
+    Composer *composer;   /* the full parameter set, which every rank initialises or
+                           * loads identically; a rank trains only its own part */
+    Trainable trainable;  /* this rank's own parameters; save and gather are collective */
+    int vocab;            /* the anchor's vocabulary */
+    int owns_part;        /* this rank writes a checkpoint part: its copy of its parameters
+                           * is the one that counts (replica 0; augment rank 0) */
+    char layout[64];      /* "pipeline S=2 A=1 R=1 M=4", for the record */
+} PipelineRun;
+
 /* Print what a run with these options would do on `world` ranks: the rank
  * layout, the schedule grid and its bubble fraction. No MPI needed. */
 int pipeline_print_plan(const PipeOpts *o, int world, FILE *f);
 
 /* Collective: plan the layout (printed by rank 0), load this rank's part of
- * the models, build the schedule and check it, set up communicators.
- * -1 with calm_error on bad input (every rank sees the same error). */
-int pipeline_open(Pipeline **out, const PipeOpts *o, const Dist *d);
+ * the models, build the schedule and check it, set up communicators. Fills
+ * run and the distribution fields of tc (B, row0, world, is_main, reduce,
+ * grad_sq, save_all). -1 with calm_error on bad input (every rank sees the
+ * same error). */
+int pipeline_open(Pipeline **out, PipelineRun *run, TrainConfig *tc, const PipeOpts *o, const Dist *d);
 void pipeline_close(Pipeline *p);
 
-/* The composer whose parameters this rank trains (only its own parts are
- * used; all ranks initialise or load the full set identically). */
-Composer *pipeline_composer(Pipeline *p);
-const ModelConfig *pipeline_anchor_config(const Pipeline *p);
-/* This rank writes a checkpoint part: it is the one copy of its parameters
- * that counts (replica 0; augment rank 0). */
-int pipeline_owns_part(const Pipeline *p);
-/* "S=2 A=1 R=1 M=4", for the record. */
-void pipeline_layout_name(const Pipeline *p, char *buf, size_t n);
-/* Trainable over this rank's own parameters; save and gather are collective. */
-Trainable pipeline_trainable(Pipeline *p);
-/* Fill B, row0, world, is_main, reduce, grad_sq, save_all of a TrainConfig. */
-void pipeline_train_config(Pipeline *p, TrainConfig *tc);
 /* Collective: per-rank busy and waiting time, bubble fraction and bytes sent
  * per step since open, printed as a table by rank 0. */
 void pipeline_report(Pipeline *p, FILE *f);

@@ -1,12 +1,12 @@
 /* schedule.c: 1F1B pipeline schedule as data; validation, dry run, grid.
  * See schedule.h for the model of a replica and the send/recv semantics. */
-#include "schedule.h"
+#include "mpi/schedule.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
 
 /* Kinds of message; a send and a receive match when they carry the same
  * message kind and micro-batch between the same two ranks. */

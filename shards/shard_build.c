@@ -9,9 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "shard_internal.h"
-#include "tokenizer.h"
+#include "src/common.h"
+#include "shards/shard_internal.h"
+#include "src/files.h"
+#include "src/tokenizer.h"
 
 #define STAGE_BYTES_MAX (32u << 20)
 

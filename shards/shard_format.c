@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "common.h"
-#include "shard_internal.h"
-#include "tokenizer.h"
+#include "src/common.h"
+#include "shards/shard_internal.h"
+#include "src/tokenizer.h"
 
 const char *shard_kind_name(ShardKind kind) {
     switch (kind) {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "shards.h"
+#include "shards/shards.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "shards: records store little-endian uint16 tokens read in place; big-endian hosts are not supported"
@@ -83,21 +83,12 @@ struct ShardStore {
     struct ShardStore *next;
 };
 
-/* A language code: 1 to SHARD_LANG_MAX characters of A-Z a-z 0-9 _ -. */
-int shard_lang_code_ok(const char *code);
-
 /* Seconds since the epoch for "created_at" (honours SOURCE_DATE_EPOCH). */
 void shard_utc_now(char out[32]);
 /* "LMDB: <message>" wording for an LMDB return code. */
 const char *shard_mdb_strerror(int rc);
 
-/* Format a byte count as "12.3 MiB". */
-const char *shard_fmt_bytes(char *buf, size_t cap, double bytes);
-
 /* Element i of the permutation of [0, n) for (seed, language, epoch). */
 uint64_t shard_permute(uint64_t seed, uint32_t lang, uint64_t epoch, uint64_t n, uint64_t i);
-
-/* Mixing shares p(L) ∝ n_L^alpha over the languages with n_L > 0; 0 elsewhere. */
-int shard_mix_shares(const uint64_t *n, int n_langs, double alpha, double *p);
 
 #endif

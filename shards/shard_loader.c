@@ -16,9 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common.h"
-#include "shard_internal.h"
-#include "tokenizer.h"
+#include "src/common.h"
+#include "shards/shard_internal.h"
+#include "src/rng.h"
+#include "src/tokenizer.h"
 
 #define FEISTEL_ROUNDS 6
 #define PERIOD_MIN (1u << 16)

@@ -188,10 +188,18 @@ double shard_loader_share(const ShardLoader *l, int lang);
 /* Epochs completed by the most-repeated language after n global samples. */
 double shard_loader_epochs(const ShardLoader *l, uint64_t n_samples);
 
-/* ---- CLI -------------------------------------------------------------- */
+/* ---- helpers for tools ---------------------------------------------------- */
 
-/* `calm shard SUBCOMMAND ...` with argv[0] = "shard": build, info, verify,
- * bench. Returns the exit code: 0 ok, 1 failure, 2 usage error. */
-int shard_main(int argc, char **argv);
+/* A language code: 1 to SHARD_LANG_MAX characters of A-Z a-z 0-9 _ -. */
+int shard_lang_code_ok(const char *code);
+/* Format a byte count as "12.3 MiB". */
+const char *shard_fmt_bytes(char *buf, size_t cap, double bytes);
+
+/* Mixing shares p(L) ∝ n_L^alpha over the languages with n_L > 0; 0 elsewhere. */
+int shard_mix_shares(const uint64_t *n, int n_langs, double alpha, double *p);
+
+/* Read every record of a split once, so that timings see a warm page cache;
+ * *bytes: the bytes read. */
+int shard_store_warm(ShardStore *s, ShardSplit split, uint64_t *bytes);
 
 #endif

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "blas.h"
+#include "src/blas.h"
 
 #include <blis.h>
 #include <omp.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
 
 static int g_threads = 0;
 static const char *g_arch = "uninitialised";

@@ -1,47 +1,71 @@
-/* checkpoint.h: model directories and trainer state on disk.
+/* checkpoint.h: checkpoints of a training run (ckpt_*), to continue after a crash, a
+ * preemption or a time limit exactly where it stopped.
  *
- * A model directory is a plain Hugging Face model, loadable with
- * LlamaForCausalLM.from_pretrained(dir):
- *   dir/config.json          LlamaConfig keys (model_config_save)
- *   dir/model.safetensors    F32 weights under HF names, __metadata__ {"format": "pt"}
- * Optimizer state lives in its own file, CALM_TRAINER_STATE_FILE, next to (or
- * away from) the model directory, so resuming needs nothing HF would trip on.
- * Every file is written atomically (temp file, fsync, rename). */
+ *   DIR/step-00000120/part-00003.safetensors   one per process that writes
+ *   DIR/step-00000120/DONE                     written last, by the main process
+ *
+ * A part holds, for each parameter tensor its process owns, the value under
+ * the tensor's name and the AdamW moments under "NAME#adam_m" and
+ * "NAME#adam_v", plus metadata: step, seed, and a checksum of its data area
+ * (a flipped byte is found). Every parameter is saved whole by exactly one
+ * process, so a run may resume on another rank layout. DONE is JSON: step,
+ * seed, number of parts, the run's configuration (an object of strings that a
+ * resuming run must match), its hyperparameters (a change is reported, not
+ * refused) and its rank layout (recorded, free to change).
+ * Only a checkpoint whose DONE parses is ever loaded; the data order is a
+ * function of (seed, step), so (seed, step) is the data cursor, and training
+ * draws no other random numbers.
+ *
+ * Writing: the main process empties the step directory, all processes
+ * agree (a collective), each writes its part (temp file, fsync, rename),
+ * all agree that every part was written, then the main process writes DONE
+ * and prunes: complete checkpoints beyond the newest `keep`, and incomplete
+ * ones older than the new one. CALM_TEST_CKPT_DELAY_MS=N waits N ms between
+ * the parts and DONE (fault injection for the crash tests). */
 #ifndef CALM_CHECKPOINT_H
 #define CALM_CHECKPOINT_H
 
-#include <stddef.h>
+#include <stdint.h>
 
-#include "model.h"
-#include "safetensors.h"
+#include "src/train.h"
 
-#define CALM_CONFIG_FILE "config.json"
-#define CALM_WEIGHTS_FILE "model.safetensors"
-/* Conventional name of the trainer state file inside a checkpoint directory. */
-#define CALM_TRAINER_STATE_FILE "trainer_state.safetensors"
+#define CKPT_DONE "DONE"
 
-/* Create dir (mkdir -p) and write config.json and model.safetensors. When the
- * embeddings are tied, lm_head.weight is not written (as transformers does). */
-int model_save_dir(const Model *m, const char *dir);
+/* Collectives among the processes of a run; NULL functions: one process. */
+typedef struct {
+    void *ctx;
+    long (*max)(void *ctx, long x); /* every process gets the maximum */
+    long (*sum)(void *ctx, long x);
+} CkptComm;
 
-/* Read config.json, model_init(m, ...) and fill every parameter from
- * model.safetensors (F32, F16, BF16 or F64). An untied config needs
- * lm_head.weight; a tied one ignores it if present. Tensors the model does not
- * have are ignored. On failure m is freed and -1 returned, the error naming
- * the file and tensor. */
-int model_load_dir(Model *m, const char *dir);
-/* The same for a part (model_init_part; l1 = -1: to the last block): reads
- * only that part's tensors. */
-int model_load_dir_part(Model *m, const char *dir, int l0, int l1, int head);
+typedef struct CkptConfig {
+    const char *dir;         /* checkpoint directory (created if missing) */
+    long every;              /* write every N steps (0: only when stopped by a signal) */
+    int keep;                /* complete checkpoints kept (>= 1) */
+    int part;                /* this process's part number */
+    int writes;              /* this process writes a part (owns parameters no other writer owns) */
+    int is_main;             /* writes DONE and prunes */
+    uint64_t seed;
+    const char *config_json; /* {"key": value, ...}: what a resume must match (models, data, shapes) */
+    const char *hyper_json;  /* the same for settings a resume may change (steps, lr): a warning */
+    const char *layout;      /* rank layout, recorded in DONE */
+    CkptComm comm;
+} CkptConfig;
 
-/* AdamW moments as tensors "adam.m" and "adam.v" of shape [n], plus string
- * metadata (step, seed, data position, ...). */
-int trainer_state_save(const char *path, const float *adam_m, const float *adam_v, size_t n,
-                       const char *const *keys, const char *const *values, int n_meta);
+/* Collective. Write the checkpoint of s->step: t's own tensors (t->table)
+ * and their moments. 0 on every process, or -1 on every process. */
+int ckpt_write(const CkptConfig *c, const Trainable *t, const TrainState *s);
 
-/* Read both moments (each must have shape [n]). If f_out is non-NULL it
- * receives the open file on success, for st_meta(); the caller st_close()s
- * it. On failure nothing is left open. */
-int trainer_state_load(const char *path, float *adam_m, float *adam_v, size_t n, StFile *f_out);
+/* Collective. which = "auto": the newest complete checkpoint in c->dir that
+ * every process can read and whose checksums hold (corrupt ones are
+ * reported and skipped); otherwise the path of one step directory. Loads
+ * this process's tensors (t->table) into t->params and the moments and step
+ * into s. Returns 1 when loaded, 0 when "auto" found none (a fresh start),
+ * -1 on error, e.g. a checkpoint from another configuration: the message
+ * names what differs. */
+int ckpt_resume(const CkptConfig *c, const Trainable *t, TrainState *s, const char *which);
+
+/* Step directory name of a step: "step-00000120". */
+void ckpt_step_name(long step, char *buf, size_t n);
 
 #endif

@@ -1,13 +1,13 @@
 /* chrf.c: chrF (see chrf.h). n-grams are compared exactly: each side's
  * n-grams are sorted and the two sorted lists merged, counting matches. */
-#include "chrf.h"
+#include "src/chrf.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "utf8.h"
+#include "src/common.h"
+#include "src/utf8.h"
 
 static int is_space(uint32_t c) {
     return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0 || c == 0x1680 ||

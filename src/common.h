@@ -1,4 +1,6 @@
-/* common.h: errors, checked allocation, logging, timing, RNG, atomic files.
+/* common.h: errors, checked allocation, logging and timing, which every
+ * file of calm uses. The rest of what used to live here has its own header:
+ * rng.h (random numbers), files.h (reading and atomic writing), sha256.h.
  *
  * Error convention (as in SQLite): a library function that can fail on bad
  * input returns 0 on success and -1 on failure, after recording a message with
@@ -49,37 +51,5 @@ void calm_log(const char *fmt, ...) CALM_PRINTF(1, 2);
 
 /* Monotonic wall-clock seconds. */
 double calm_now(void);
-
-/* Counter-based RNG: the same (seed, stream) always yields the same numbers,
- * whatever was drawn before, which keeps data order and init reproducible. */
-typedef struct {
-    uint64_t state;
-} Rng;
-void rng_seed(Rng *r, uint64_t seed, uint64_t stream);
-uint64_t rng_u64(Rng *r);
-float rng_uniform(Rng *r); /* [0, 1) */
-float rng_normal(Rng *r);  /* N(0, 1) */
-uint64_t calm_hash64(uint64_t x); /* splitmix64 finaliser */
-
-/* Read a whole file into a malloc'd buffer (NUL-terminated; *len excludes the NUL). */
-int calm_read_file(const char *path, char **data, size_t *len);
-
-/* Write n buffers back to back to path atomically: a temp file in the same
- * directory, fsync, rename over path, fsync the directory. On failure the old
- * file (if any) is untouched and the temp file is removed. */
-int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n);
-/* Write a cJSON document (indented, with a final newline) atomically; the
- * caller keeps and deletes root. */
-struct cJSON;
-int calm_write_json(const char *path, const struct cJSON *root);
-
-/* mkdir -p; 0 on success or if it exists as a directory. */
-int calm_mkdirs(const char *path);
-
-/* Join dir and name into a malloc'd string. */
-char *calm_path_join(const char *dir, const char *name);
-
-/* SHA-256 of a file as 64 lowercase hex digits plus NUL. */
-int calm_sha256_file(const char *path, char out_hex[65]);
 
 #endif

@@ -19,8 +19,8 @@
 
 #include <stdint.h>
 
-#include "model.h"
-#include "sample.h"
+#include "src/model.h"
+#include "src/sample.h"
 
 #define COMPOSE_MAX_CONN 64
 
@@ -65,11 +65,17 @@ typedef struct {
     int a_max, b_min;
 } Composer;
 
+/* The connections of a run; the one place that parses them and applies
+ * the defaults: spec "3:5,7:11" (--connections), or NULL for the default
+ * (compose_default_connections); heads: cross-attention heads (0: mB's). */
+int compose_connections(ComposeConfig *cfg, const char *spec, int heads, const ModelConfig *A, const ModelConfig *B);
 /* Every 4th mA block (a = 3, 7, 11, ...; at least the last one), paired in
  * order with as many mB blocks spaced uniformly and ending at NB-1. */
 int compose_default_connections(const ModelConfig *A, const ModelConfig *B, ComposeConfig *cfg);
 /* "3:5,7:11" -> connections; -1 with a message on a malformed list. */
 int compose_parse_connections(const char *s, ComposeConfig *cfg);
+/* n connections as "3:5,7:11" into buf (truncated to cap). */
+void compose_format_connections(const Connection *conn, int n, char *buf, size_t cap);
 
 /* Check the pair of models and the connections; allocate parameters (zero). */
 int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg);

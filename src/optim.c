@@ -1,9 +1,9 @@
-#include "optim.h"
+#include "src/optim.h"
 
 #include <math.h>
 
 void optim_config_default(OptimConfig *o) {
-    o->lr = 1e-3f;
+    o->lr = 3e-3f; /* the default of calm train and calm compose: set here only */
     o->min_lr_frac = 0.1f;
     o->warmup_steps = 100;
     o->total_steps = 1000;

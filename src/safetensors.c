@@ -5,7 +5,8 @@
  * index the mapping without further bounds checks. All reads of tensor data go
  * through memcpy, because a foreign writer need not align tensors. */
 #define _GNU_SOURCE
-#include "safetensors.h"
+#include "src/files.h"
+#include "src/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -17,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "src/common.h"
 
 /* The format is little-endian and the data is copied to and from host floats
  * with memcpy; a big-endian port would need byte swaps in both directions. */

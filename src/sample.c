@@ -1,9 +1,10 @@
-#include "sample.h"
+#include "src/rng.h"
+#include "src/sample.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#include "tokenizer.h"
+#include "src/tokenizer.h"
 
 int sample_token(const float *logits, int n_valid, float temperature, int top_k, Rng *rng) {
     int best = 0;

@@ -6,8 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common.h"
-#include "model.h"
+#include "src/common.h"
+#include "src/model.h"
+#include "src/rng.h"
 
 /* temperature <= 0: greedy (argmax). top_k > 0 keeps the k most likely.
  * Only ids below n_valid are candidates (the padded vocabulary tail never is). */

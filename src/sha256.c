@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/sha256.h"
+
+#include "src/common.h"
 
 typedef struct {
     uint32_t h[8];

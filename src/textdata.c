@@ -1,10 +1,12 @@
-#include "textdata.h"
+#include "src/files.h"
+#include "src/rng.h"
+#include "src/textdata.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "tokenizer.h"
+#include "src/common.h"
+#include "src/tokenizer.h"
 
 void textdata_add(TextData *d, const unsigned char *bytes, size_t n) {
     d->tokens = xrealloc(d->tokens, (d->n + n + 2) * sizeof(int));

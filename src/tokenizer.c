@@ -1,4 +1,4 @@
-#include "tokenizer.h"
+#include "src/tokenizer.h"
 
 size_t tok_encode(int *out, const unsigned char *bytes, size_t n, int add_bos, int add_eos) {
     size_t k = 0;

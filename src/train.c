@@ -1,4 +1,5 @@
-#include "train.h"
+#include "src/files.h"
+#include "src/train.h"
 
 #include <errno.h>
 #include <math.h>
@@ -7,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "ckpt.h"
-#include "common.h"
+#include "src/modeldir.h"
+#include "src/checkpoint.h"
+#include "src/common.h"
 
 #include <signal.h>
 

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-#include "model.h"
-#include "optim.h"
+#include "src/model.h"
+#include "src/optim.h"
 
 /* Fill rows [row0, row0+B) of the global batch for `step`, from (seed, step)
  * alone. Returns 0, or -1 with calm_error set. */
@@ -55,7 +55,7 @@ typedef struct {
      * NULL: the sum over this process's gradient. */
     double (*grad_sq)(void *ctx, const float *grads, size_t n);
     int save_all;        /* every process takes part in saving (Trainable.save and gather are collective) */
-    /* Checkpoints (ckpt.h) every ckpt->every steps and when a stop is
+    /* Checkpoints (checkpoint.h) every ckpt->every steps and when a stop is
      * requested; NULL: none. Its collectives also combine stop requests. */
     const struct CkptConfig *ckpt;
 } TrainConfig;

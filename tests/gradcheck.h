@@ -24,7 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
+#include "src/rng.h"
 
 typedef double (*gc_objective)(void *ctx);
 
@@ -163,6 +164,21 @@ static inline void gc_randint(int *x, size_t n, uint64_t seed, int hi) {
     Rng r;
     rng_seed(&r, seed, 13);
     for (size_t i = 0; i < n; i++) x[i] = (int)(rng_u64(&r) % (uint64_t)hi);
+}
+
+/* The layer tests' default tolerances (test_layers.c explains them) and
+ * buffer helpers. */
+static const GcOpts GC_DEFAULT = {.h = 1e-2f, .stencil = 2, .atol_frac = 1e-3, .atol_min = 0, .rtol = 1e-2,
+                                  .max_coords = 0, .seed = 1};
+
+static inline float *fbuf(size_t n) { return xalloc_floats(n); }
+static inline float *fcopy(const float *x, size_t n) {
+    float *y = fbuf(n);
+    memcpy(y, x, n * sizeof *y);
+    return y;
+}
+static inline void ffill(float *x, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) x[i] = v;
 }
 
 #endif

@@ -1,442 +1,290 @@
-/* test_checkpoint.c: config.json, model directories, trainer state, SHA-256.
- * A saved model must come back bit for bit; a directory whose weights do not
- * match its config must fail with a message naming the file and the tensor. */
-#define _GNU_SOURCE
-#include <cjson/cJSON.h>
-#include <math.h>
+/* test_checkpoint.c: run checkpoints (src/checkpoint.c) in one process: round trip,
+ * pruning, damaged checkpoints, configuration checks, parts from several
+ * owners, and a stop request that checkpoints through train_run. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include "checkpoint.h"
-#include "common.h"
-#include "model.h"
-#include "safetensors.h"
+#include "src/checkpoint.h"
+#include "src/files.h"
 #include "testutil.h"
-#include "tokenizer.h"
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
+/* Two "processes" owning one tensor each of a 3-tensor set. */
+static ParamInfo g_table[3] = {
+    {"w.a", 2, {4, 3}, 0, 12},
+    {"w.b", 1, {5, 0}, 12, 5},
+    {"w.c", 2, {2, 2}, 17, 4},
+};
+#define NP 21
+
+static float dummy_step(void *ctx, const int *tok, const int *tgt, const float *w, int B, int T) {
+    (void)ctx, (void)tok, (void)tgt, (void)w, (void)B, (void)T;
+    return 0.0f;
+}
+static int dummy_save(void *ctx, const char *dir) {
+    (void)ctx, (void)dir;
+    return 0;
 }
 
-/* A small GQA model: 4 query heads sharing 2 key/value heads. */
-static ModelConfig small_config(int tied) {
-    ModelConfig c;
-    model_config_default(&c);
-    c.dim = 32;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.head_dim = 8;
-    c.hidden_dim = 48;
-    c.max_seq_len = 64;
-    c.tie_embeddings = tied;
+static Trainable make(float *p, float *g, const ParamInfo *table, int n) {
+    Trainable t = {NULL, p, g, NP, table, n, dummy_step, dummy_save, NULL};
+    return t;
+}
+
+static CkptConfig config(const char *dir, const char *cfg) {
+    CkptConfig c = {dir, 1, 2, 0, 1, 1, 42, cfg, "{\"lr\": 0.001}", "single process", {NULL, NULL, NULL}};
     return c;
 }
 
-static void assert_config_equal(const ModelConfig *a, const ModelConfig *b) {
-    assert_int_equal(a->dim, b->dim);
-    assert_int_equal(a->n_layers, b->n_layers);
-    assert_int_equal(a->n_heads, b->n_heads);
-    assert_int_equal(a->n_kv_heads, b->n_kv_heads);
-    assert_int_equal(a->head_dim, b->head_dim);
-    assert_int_equal(a->hidden_dim, b->hidden_dim);
-    assert_int_equal(a->vocab_size, b->vocab_size);
-    assert_int_equal(a->max_seq_len, b->max_seq_len);
-    assert_true(a->norm_eps == b->norm_eps);
-    assert_true(a->rope_theta == b->rope_theta);
-    assert_int_equal(a->tie_embeddings, b->tie_embeddings);
-    assert_int_equal(a->bos_id, b->bos_id);
-    assert_int_equal(a->eos_id, b->eos_id);
-    assert_int_equal(a->pad_id, b->pad_id);
+static char *ckdir(void **state) { return calm_path_join(*state, "ck"); }
+
+static void fill(float *x, size_t n, float base) {
+    for (size_t i = 0; i < n; i++) x[i] = base + (float)i;
 }
 
-/* ---- config.json ---- */
-
-static void test_config_defaults(void **state) {
-    ModelConfig c;
-    model_config_default(&c);
-    assert_int_equal(c.vocab_size, TOK_VOCAB_DEFAULT);
-    assert_int_equal(c.max_seq_len, 1024);
-    assert_true(c.norm_eps == 1e-5f);
-    assert_true(c.rope_theta == 10000.0f);
-    assert_int_equal(c.bos_id, 256);
-    assert_int_equal(c.eos_id, 257);
-    assert_int_equal(c.pad_id, 258);
-    assert_int_equal(c.tie_embeddings, 0);
-    /* sizes are the caller's to fill */
-    assert_int_equal(model_config_validate(&c, "cfg"), -1);
-    assert_error_contains("cfg: dim (hidden_size) must be positive");
-
-    ModelConfig ok = small_config(0);
-    assert_int_equal(model_config_validate(&ok, "cfg"), 0);
-    ModelConfig bad = ok;
-    bad.n_kv_heads = 3;
-    assert_int_equal(model_config_validate(&bad, "cfg"), -1);
-    assert_error_contains("not divisible");
-    bad = ok;
-    bad.head_dim = 7;
-    assert_int_equal(model_config_validate(&bad, "cfg"), -1);
-    assert_error_contains("head_dim 7 must be even");
-    bad = ok;
-    bad.vocab_size = 258;
-    assert_int_equal(model_config_validate(&bad, "cfg"), -1);
-    assert_error_contains("vocab_size 258");
-    bad = ok;
-    bad.norm_eps = 0;
-    assert_int_equal(model_config_validate(&bad, "cfg"), -1);
-    assert_error_contains("norm_eps");
-}
-
-static void test_config_round_trip(void **state) {
-    const char *dir = *state;
-    char *path = calm_path_join(dir, "config.json");
-    for (int tied = 0; tied <= 1; tied++) {
-        ModelConfig c = small_config(tied);
-        c.norm_eps = 1e-6f;
-        c.rope_theta = 500000.0f;
-        c.max_seq_len = 2048;
-        assert_int_equal(model_config_save(&c, path), 0);
-        ModelConfig back;
-        memset(&back, 0x5A, sizeof back);
-        assert_int_equal(model_config_load(&back, path), 0);
-        assert_config_equal(&back, &c);
-
-        /* The file speaks HF: check the keys transformers reads. */
-        char *text;
-        size_t len;
-        assert_int_equal(calm_read_file(path, &text, &len), 0);
-        cJSON *j = cJSON_Parse(text);
-        assert_non_null(j);
-        assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "architectures"), 0)->valuestring,
-                            "LlamaForCausalLM");
-        assert_string_equal(cJSON_GetObjectItem(j, "model_type")->valuestring, "llama");
-        assert_string_equal(cJSON_GetObjectItem(j, "hidden_act")->valuestring, "silu");
-        assert_string_equal(cJSON_GetObjectItem(j, "calm_tokenizer")->valuestring, TOK_ID);
-        assert_int_equal(cJSON_GetObjectItem(j, "num_key_value_heads")->valueint, 2);
-        assert_int_equal(cJSON_GetObjectItem(j, "hidden_size")->valueint, 32);
-        assert_int_equal(cJSON_GetObjectItem(j, "intermediate_size")->valueint, 48);
-        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "tie_word_embeddings")) == tied);
-        /* written as the decimal people type, not the float's double expansion */
-        assert_true(cJSON_GetObjectItem(j, "rms_norm_eps")->valuedouble == 1e-6);
-        cJSON_Delete(j);
-        free(text);
+static void test_round_trip_and_prune(void **state) {
+    char *dir = ckdir(state);
+    float p[NP], g[NP] = {0};
+    Trainable t = make(p, g, g_table, 3);
+    CkptConfig c = config(dir, "{\"model\": \"m1\"}");
+    TrainState s;
+    train_state_init(&s, NP);
+    for (long step = 1; step <= 4; step++) {
+        fill(p, NP, (float)step);
+        fill(s.adam_m, NP, 100.0f * step);
+        fill(s.adam_v, NP, 1000.0f * step);
+        s.step = step;
+        assert_int_equal(ckpt_write(&c, &t, &s), 0);
     }
-    free(path);
-}
-
-/* A config as an HF user would write it: optional keys absent get
- * transformers' defaults. */
-static void test_config_hf_defaults(void **state) {
-    char *path = calm_path_join(*state, "config.json");
-    write_text(path, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128,"
-                     " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 300,"
-                     " \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-6, \"pad_token_id\": null,"
-                     " \"torch_dtype\": \"bfloat16\", \"architectures\": [\"LlamaForCausalLM\"]}");
-    ModelConfig c;
-    assert_int_equal(model_config_load(&c, path), 0);
-    assert_int_equal(c.n_kv_heads, 4);
-    assert_int_equal(c.head_dim, 16);
-    assert_true(c.rope_theta == 10000.0f);
-    assert_int_equal(c.tie_embeddings, 0);
-    assert_int_equal(c.pad_id, TOK_PAD);
-    assert_int_equal(c.vocab_size, 300);
-    free(path);
-}
-
-static void test_config_errors(void **state) {
-    static const char base[] = "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2,"
-                               " \"vocab_size\": 320, \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-5";
-    static const struct {
-        const char *extra, *phrase;
-    } cases[] = {
-        {"\"model_type\": \"gpt2\", \"num_attention_heads\": 4", "key model_type: is \"gpt2\""},
-        {"\"num_attention_heads\": 4", "key model_type: missing"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"num_key_value_heads\": 3", "not divisible"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"hidden_act\": \"gelu\"", "key hidden_act"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"attention_bias\": true", "key attention_bias"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"mlp_bias\": true", "key mlp_bias"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"rope_scaling\": {\"type\": \"linear\"}",
-         "key rope_scaling"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": \"4\"", "key num_attention_heads: must be an integer"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4.5", "key num_attention_heads: must be an integer"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 3", "key head_dim: missing"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"tie_word_embeddings\": 1",
-         "key tie_word_embeddings: must be true or false"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"calm_tokenizer\": \"gpt2-bpe\"",
-         "key calm_tokenizer"},
-    };
-    char *path = calm_path_join(*state, "config.json");
-    char text[1024];
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(text, sizeof text, "{%s, %s}", base, cases[i].extra);
-        write_text(path, text);
-        ModelConfig c = small_config(0), before = c;
-        assert_int_equal(model_config_load(&c, path), -1);
-        assert_error_contains(path);
-        assert_error_contains(cases[i].phrase);
-        assert_config_equal(&c, &before); /* untouched on failure */
-    }
-    ModelConfig c;
-    write_text(path, "{\"model_type\": \"llama\", \"intermediate_size\": 128, \"num_hidden_layers\": 2,"
-                     " \"num_attention_heads\": 4, \"vocab_size\": 320, \"max_position_embeddings\": 128,"
-                     " \"rms_norm_eps\": 1e-5}");
-    assert_int_equal(model_config_load(&c, path), -1);
-    assert_error_contains("key hidden_size: missing");
-    write_text(path, "{\"model_type\": \"llama\", \"hidden_size\": 64,");
-    assert_int_equal(model_config_load(&c, path), -1);
-    assert_error_contains("bad JSON");
-    write_text(path, "[1]");
-    assert_int_equal(model_config_load(&c, path), -1);
-    assert_error_contains("bad JSON");
-    char *missing = calm_path_join(*state, "nope.json");
-    assert_int_equal(model_config_load(&c, missing), -1);
-    assert_error_contains(missing);
-    free(missing);
-    free(path);
-}
-
-/* ---- model directories ---- */
-
-static void make_model(Model *m, const ModelConfig *c, uint64_t seed) {
-    assert_int_equal(model_init(m, c), 0);
-    tu_randn(m->params_memory, m->num_params, seed, 0.5f);
-}
-
-static void test_model_dir_round_trip(void **state) {
-    for (int tied = 0; tied <= 1; tied++) {
-        char *dir = calm_path_join(*state, tied ? "nested/tied" : "untied"); /* mkdir -p */
-        ModelConfig c = small_config(tied);
-        Model a, b;
-        make_model(&a, &c, 10 + (uint64_t)tied);
-        assert_int_equal(model_save_dir(&a, dir), 0);
-        assert_int_equal(model_load_dir(&b, dir), 0);
-        assert_config_equal(&b.cfg, &a.cfg);
-        assert_int_equal(b.num_params, a.num_params);
-        assert_memory_equal(b.params_memory, a.params_memory, a.num_params * sizeof(float));
-        if (tied) assert_ptr_equal(b.params.lm_head, b.params.embed);
-
-        /* The weights file is what transformers expects. */
-        char *w = calm_path_join(dir, CALM_WEIGHTS_FILE);
-        StFile f;
-        assert_int_equal(st_open(&f, w), 0);
-        assert_string_equal(st_meta(&f, "format"), "pt");
-        int n;
-        model_param_table(&a, &n);
-        assert_int_equal(f.n_tensors, n);
-        assert_int_equal(st_find(&f, "lm_head.weight") != NULL, !tied);
-        const StTensor *q = st_find(&f, "model.layers.1.self_attn.k_proj.weight");
-        assert_non_null(q);
-        assert_int_equal(q->ndim, 2);
-        assert_int_equal(q->shape[0], 2 * 8);
-        assert_int_equal(q->shape[1], 32);
-        st_close(&f);
-        free(w);
-        model_free(&a);
-        model_free(&b);
-        free(dir);
-    }
-}
-
-static void test_model_dir_mismatch(void **state) {
-    const char *root = *state;
-    ModelConfig c = small_config(0);
-    Model a, b;
-
-    /* Weights saved from a model with a narrower MLP, config of the wider one. */
-    ModelConfig narrow = c;
-    narrow.hidden_dim = 40;
-    char *dir = calm_path_join(root, "shape");
-    make_model(&a, &narrow, 1);
-    assert_int_equal(model_save_dir(&a, dir), 0);
-    model_free(&a);
-    char *cfg = calm_path_join(dir, CALM_CONFIG_FILE);
-    assert_int_equal(model_config_save(&c, cfg), 0);
-    memset(&b, 0, sizeof b);
-    assert_int_equal(model_load_dir(&b, dir), -1);
-    assert_error_contains("model.safetensors: tensor model.layers.0.mlp.gate_proj.weight has shape [40, 32], "
-                          "expected [48, 32]");
-    assert_null(b.params_memory); /* freed */
-    free(cfg);
-    free(dir);
-
-    /* A tensor left out of the file. */
-    dir = calm_path_join(root, "missing");
-    make_model(&a, &c, 2);
-    assert_int_equal(model_save_dir(&a, dir), 0);
-    int n;
-    const ParamInfo *pi = model_param_table(&a, &n);
-    StWriteTensor *ts = calloc((size_t)n, sizeof *ts);
-    int k = 0;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(pi[i].name, "model.norm.weight") == 0) continue;
-        ts[k] = (StWriteTensor){.name = pi[i].name, .data = a.params_memory + pi[i].offset, .ndim = pi[i].ndim};
-        memcpy(ts[k].shape, pi[i].shape, sizeof pi[i].shape);
-        k++;
-    }
-    assert_int_equal(k, n - 1);
-    char *w = calm_path_join(dir, CALM_WEIGHTS_FILE);
-    assert_int_equal(st_write_f32(w, ts, k, NULL, NULL, 0), 0);
-    assert_int_equal(model_load_dir(&b, dir), -1);
-    assert_error_contains("model.safetensors: tensor model.norm.weight not found");
-    free(ts);
-    free(w);
-    model_free(&a);
-    free(dir);
-
-    /* No config.json at all. */
-    dir = calm_path_join(root, "empty");
-    assert_int_equal(calm_mkdirs(dir), 0);
-    assert_int_equal(model_load_dir(&b, dir), -1);
-    assert_error_contains("config.json: cannot open");
+    /* keep = 2: steps 3 and 4 remain */
+    char *s2 = calm_path_join(dir, "step-00000002"), *s3 = calm_path_join(dir, "step-00000003");
+    assert_int_not_equal(access(s2, F_OK), 0);
+    assert_int_equal(access(s3, F_OK), 0);
+    memset(p, 0, sizeof p);
+    TrainState r;
+    train_state_init(&r, NP);
+    assert_int_equal(ckpt_resume(&c, &t, &r, "auto"), 1);
+    assert_int_equal(r.step, 4);
+    float want[NP];
+    fill(want, NP, 4.0f);
+    assert_memory_equal(p, want, sizeof want);
+    fill(want, NP, 400.0f);
+    assert_memory_equal(r.adam_m, want, sizeof want);
+    /* an explicit step directory */
+    assert_int_equal(ckpt_resume(&c, &t, &r, s3), 1);
+    assert_int_equal(r.step, 3);
+    free(s2);
+    free(s3);
+    train_state_free(&r);
+    train_state_free(&s);
     free(dir);
 }
 
-static void test_model_dir_tying(void **state) {
-    const char *root = *state;
-    ModelConfig tied = small_config(1), untied = small_config(0);
-    Model a, b;
-
-    /* Untied config, weights from a tied model: lm_head.weight is missing. */
-    char *dir = calm_path_join(root, "t2u");
-    make_model(&a, &tied, 3);
-    assert_int_equal(model_save_dir(&a, dir), 0);
-    char *cfg = calm_path_join(dir, CALM_CONFIG_FILE);
-    assert_int_equal(model_config_save(&untied, cfg), 0);
-    assert_int_equal(model_load_dir(&b, dir), -1);
-    assert_error_contains("model.safetensors: tensor lm_head.weight not found");
-    assert_error_contains("tie_word_embeddings false");
-    model_free(&a);
-    free(cfg);
-    free(dir);
-
-    /* Tied config, weights that also carry lm_head.weight: it is ignored. */
-    dir = calm_path_join(root, "u2t");
-    make_model(&a, &untied, 4);
-    assert_int_equal(model_save_dir(&a, dir), 0);
-    cfg = calm_path_join(dir, CALM_CONFIG_FILE);
-    assert_int_equal(model_config_save(&tied, cfg), 0);
-    assert_int_equal(model_load_dir(&b, dir), 0);
-    assert_int_equal(b.cfg.tie_embeddings, 1);
-    assert_int_equal(b.num_params + (size_t)tied.vocab_size * tied.dim, a.num_params);
-    size_t VC = (size_t)tied.vocab_size * tied.dim;
-    assert_memory_equal(b.params.embed, a.params.embed, VC * sizeof(float));
-    assert_memory_equal(b.params.norm, a.params.norm, (size_t)tied.dim * sizeof(float));
-    assert_ptr_equal(b.params.lm_head, b.params.embed);
-    model_free(&a);
-    model_free(&b);
-    free(cfg);
+static void test_fresh_start_creates_dir(void **state) {
+    char *dir = calm_path_join(*state, "a/b/ck");
+    float p[NP], g[NP];
+    Trainable t = make(p, g, g_table, 3);
+    CkptConfig c = config(dir, "{}");
+    TrainState s;
+    train_state_init(&s, NP);
+    assert_int_equal(ckpt_resume(&c, &t, &s, "auto"), 0);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    train_state_free(&s);
     free(dir);
 }
 
-/* ---- trainer state ---- */
-
-static void test_trainer_state(void **state) {
-    enum { N = 1000 };
-    float *m = malloc(N * sizeof(float)), *v = malloc(N * sizeof(float));
-    float *m2 = malloc(N * sizeof(float)), *v2 = malloc(N * sizeof(float));
-    tu_randn(m, N, 7, 1.0f);
-    tu_randn(v, N, 8, 1.0f);
-    for (int i = 0; i < N; i++) v[i] *= v[i];
-    char *path = calm_path_join(*state, CALM_TRAINER_STATE_FILE);
-    const char *keys[] = {"step", "seed", "data_position"};
-    const char *values[] = {"123", "7", "987654321"};
-    assert_int_equal(trainer_state_save(path, m, v, N, keys, values, 3), 0);
-
-    StFile f;
-    assert_int_equal(trainer_state_load(path, m2, v2, N, &f), 0);
-    assert_memory_equal(m2, m, N * sizeof(float));
-    assert_memory_equal(v2, v, N * sizeof(float));
-    assert_string_equal(st_meta(&f, "step"), "123");
-    assert_string_equal(st_meta(&f, "data_position"), "987654321");
-    st_close(&f);
-
-    memset(m2, 0, N * sizeof(float));
-    assert_int_equal(trainer_state_load(path, m2, v2, N, NULL), 0);
-    assert_memory_equal(m2, m, N * sizeof(float));
-
-    /* State from a different model size is refused. */
-    assert_int_equal(trainer_state_load(path, m2, v2, N - 1, &f), -1);
-    assert_error_contains("tensor adam.m has shape [1000], expected [999]");
-    assert_null(f.map); /* nothing left open */
-    free(path);
-    free(m);
-    free(v);
-    free(m2);
-    free(v2);
+/* Damage the newest checkpoint's part in place; resume must fall back. */
+static void damage_and_resume(void **state, int truncate_it) {
+    char *dir = ckdir(state);
+    float p[NP], g[NP];
+    Trainable t = make(p, g, g_table, 3);
+    CkptConfig c = config(dir, "{}");
+    TrainState s;
+    train_state_init(&s, NP);
+    for (long step = 1; step <= 2; step++) {
+        fill(p, NP, (float)step);
+        s.step = step;
+        assert_int_equal(ckpt_write(&c, &t, &s), 0);
+    }
+    char *part = calm_path_join(dir, "step-00000002/part-00000.safetensors");
+    if (truncate_it) {
+        assert_int_equal(truncate(part, 100), 0);
+    } else {
+        FILE *f = fopen(part, "r+b");
+        assert_non_null(f);
+        fseek(f, -7, SEEK_END);
+        int ch = fgetc(f);
+        fseek(f, -7, SEEK_END);
+        fputc(ch ^ 0x20, f);
+        fclose(f);
+    }
+    assert_int_equal(ckpt_resume(&c, &t, &s, "auto"), 1);
+    assert_int_equal(s.step, 1);
+    float want[NP];
+    fill(want, NP, 1.0f);
+    assert_memory_equal(p, want, sizeof want);
+    /* asked for by name, the damaged one is an error naming the file */
+    char *s2 = calm_path_join(dir, "step-00000002");
+    assert_int_equal(ckpt_resume(&c, &t, &s, s2), -1);
+    assert_error_contains("part-00000.safetensors");
+    free(s2);
+    free(part);
+    train_state_free(&s);
+    free(dir);
 }
 
-/* ---- SHA-256 ---- */
+static void test_flipped_byte(void **state) { damage_and_resume(state, 0); }
+static void test_truncated_part(void **state) { damage_and_resume(state, 1); }
 
-static void test_sha256(void **state) {
-    static const struct {
-        const char *text, *hex;
-    } vec[] = {
-        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
-        /* 56 bytes: the length no longer fits in the first padding block */
-        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
-    };
-    char *path = calm_path_join(*state, "h.txt");
-    char hex[65];
-    for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
-        write_text(path, vec[i].text);
-        assert_int_equal(calm_sha256_file(path, hex), 0);
-        assert_string_equal(hex, vec[i].hex);
-    }
+static void test_incomplete_is_ignored(void **state) {
+    char *dir = ckdir(state);
+    float p[NP], g[NP];
+    Trainable t = make(p, g, g_table, 3);
+    CkptConfig c = config(dir, "{}");
+    TrainState s;
+    train_state_init(&s, NP);
+    s.step = 5;
+    fill(p, NP, 5.0f);
+    assert_int_equal(ckpt_write(&c, &t, &s), 0);
+    s.step = 6;
+    fill(p, NP, 6.0f);
+    assert_int_equal(ckpt_write(&c, &t, &s), 0);
+    char *done = calm_path_join(dir, "step-00000006/DONE");
+    assert_int_equal(unlink(done), 0); /* as if killed before DONE */
+    assert_int_equal(ckpt_resume(&c, &t, &s, "auto"), 1);
+    assert_int_equal(s.step, 5);
+    free(done);
+    train_state_free(&s);
+    free(dir);
+}
 
-    /* One million 'a' (FIPS 180-2 appendix B.3), then 3 MiB + 7 bytes so the
-     * 1 MiB read buffer boundaries land mid-block; checked against sha256sum. */
-    size_t big = (3u << 20) + 7;
-    char *buf = malloc(big);
-    memset(buf, 'a', 1000000);
-    FILE *f = fopen(path, "wb");
-    assert_int_equal(fwrite(buf, 1, 1000000, f), 1000000);
-    fclose(f);
-    assert_int_equal(calm_sha256_file(path, hex), 0);
-    assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+static void test_other_configuration_refused(void **state) {
+    char *dir = ckdir(state);
+    float p[NP], g[NP];
+    Trainable t = make(p, g, g_table, 3);
+    CkptConfig c = config(dir, "{\"model\": \"m1\", \"connections\": \"3:3\"}");
+    TrainState s;
+    train_state_init(&s, NP);
+    s.step = 1;
+    assert_int_equal(ckpt_write(&c, &t, &s), 0);
+    CkptConfig other = config(dir, "{\"model\": \"m1\", \"connections\": \"3:5\"}");
+    assert_int_equal(ckpt_resume(&other, &t, &s, "auto"), -1);
+    assert_error_contains("connections: checkpoint \"3:3\", this run \"3:5\"");
+    CkptConfig missing = config(dir, "{\"model\": \"m1\"}");
+    assert_int_equal(ckpt_resume(&missing, &t, &s, "auto"), -1);
+    assert_error_contains("connections: checkpoint \"3:3\", this run (none)");
+    /* a changed setting is accepted (reported) */
+    CkptConfig lr = config(dir, "{\"model\": \"m1\", \"connections\": \"3:3\"}");
+    lr.hyper_json = "{\"lr\": 0.002}";
+    assert_int_equal(ckpt_resume(&lr, &t, &s, "auto"), 1);
+    train_state_free(&s);
+    free(dir);
+}
 
-    for (size_t i = 0; i < big; i++) buf[i] = (char)(calm_hash64(i) & 0xff);
-    f = fopen(path, "wb");
-    assert_int_equal(fwrite(buf, 1, big, f), big);
-    fclose(f);
-    free(buf);
-    assert_int_equal(calm_sha256_file(path, hex), 0);
-    char *ref = calm_path_join(*state, "ref.txt");
-    if (tu_system("sha256sum '%s' > '%s' 2>/dev/null", path, ref) == 0) {
-        char *text;
-        size_t len;
-        assert_int_equal(calm_read_file(ref, &text, &len), 0);
-        assert_true(len >= 64);
-        text[64] = 0;
-        assert_string_equal(hex, text);
-        free(text);
-    }
-    free(ref);
+/* Two writers own different tensors (a pipeline); a reader owning all of
+ * them (another layout) finds each in its part. The processes are played one
+ * after the other; the fake sum reports both writers. */
+static long id_max(void *ctx, long x) { (void)ctx; return x; }
+static long two_writers(void *ctx, long x) { (void)ctx, (void)x; return 2; }
 
-    char *missing = calm_path_join(*state, "nope");
-    assert_int_equal(calm_sha256_file(missing, hex), -1);
-    assert_error_contains(missing);
-    free(missing);
-    free(path);
+static void test_parts_from_two_owners(void **state) {
+    char *dir = ckdir(state);
+    float p[NP], g[NP];
+    TrainState s;
+    train_state_init(&s, NP);
+    s.step = 7;
+    fill(p, NP, 7.0f);
+    fill(s.adam_m, NP, 70.0f);
+    fill(s.adam_v, NP, 700.0f);
+    Trainable t0 = make(p, g, g_table, 2), t1 = make(p, g, g_table + 2, 1); /* w.a, w.b | w.c */
+    CkptConfig c0 = config(dir, "{}"), c1 = config(dir, "{}");
+    c0.comm = (CkptComm){NULL, id_max, two_writers};
+    c1.comm = c0.comm;
+    c1.part = 1;
+    c1.is_main = 0;
+    assert_int_equal(ckpt_write(&c0, &t0, &s), 0); /* main: empties the step, writes part 0 and DONE */
+    assert_int_equal(ckpt_write(&c1, &t1, &s), 0); /* rank 1: part 1 */
+    TrainState r;
+    train_state_init(&r, NP);
+    Trainable all = make(p, g, g_table, 3);
+    memset(p, 0, sizeof p);
+    CkptConfig reader = config(dir, "{}");
+    assert_int_equal(ckpt_resume(&reader, &all, &r, "auto"), 1);
+    float want[NP];
+    fill(want, NP, 7.0f);
+    assert_memory_equal(p, want, sizeof want);
+    fill(want, NP, 700.0f);
+    assert_memory_equal(r.adam_v, want, sizeof want);
+    /* a part missing: DONE's count no longer matches */
+    char *p1 = calm_path_join(dir, "step-00000007/part-00001.safetensors");
+    assert_int_equal(unlink(p1), 0);
+    assert_int_equal(ckpt_resume(&reader, &all, &r, "auto"), -1);
+    assert_error_contains("all 1 complete checkpoints are damaged");
+    free(p1);
+    train_state_free(&r);
+    train_state_free(&s);
+    free(dir);
+}
+
+/* train_run stops after the step during which a stop was requested, with a
+ * checkpoint of that step, and returns TRAIN_STOPPED. */
+typedef struct {
+    int calls;
+} StepCtx;
+
+static float counting_step(void *ctx, const int *tok, const int *tgt, const float *w, int B, int T) {
+    (void)tok, (void)tgt, (void)w, (void)B, (void)T;
+    StepCtx *s = ctx;
+    if (++s->calls == 3) train_request_stop(10);
+    return 1.0f;
+}
+
+static int no_batch(void *ctx, long step, int row0, int B, int T, int *tokens, int *targets, float *weights) {
+    (void)ctx, (void)step, (void)row0;
+    for (int i = 0; i < B * T; i++) tokens[i] = targets[i] = 0, weights[i] = 1.0f;
+    return 0;
+}
+
+static void test_stop_request(void **state) {
+    char *dir = ckdir(state);
+    float p[NP] = {0}, g[NP] = {0};
+    StepCtx sc = {0};
+    Trainable t = {&sc, p, g, NP, g_table, 3, counting_step, dummy_save, NULL};
+    CkptConfig c = config(dir, "{}");
+    c.every = 0;
+    TrainConfig tc = {0};
+    tc.B = 1, tc.T = 2, tc.steps = 10, tc.log_every = 100;
+    optim_config_default(&tc.optim);
+    tc.optim.total_steps = 10;
+    tc.ckpt = &c;
+    TrainState s;
+    train_state_init(&s, NP);
+    int quiet = calm_quiet;
+    calm_quiet = 1;
+    assert_int_equal(train_run(&t, &s, &tc, no_batch, NULL), TRAIN_STOPPED);
+    calm_quiet = quiet;
+    assert_int_equal(s.step, 3);
+    assert_int_equal(train_stop_signal(), 10);
+    char *done = calm_path_join(dir, "step-00000003/DONE");
+    assert_int_equal(access(done, F_OK), 0);
+    free(done);
+    train_state_free(&s);
+    free(dir);
 }
 
 int main(void) {
-    calm_quiet = 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_defaults),
-        cmocka_unit_test_setup_teardown(test_config_round_trip, tu_setup_tmpdir, tu_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_config_hf_defaults, tu_setup_tmpdir, tu_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_config_errors, tu_setup_tmpdir, tu_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_model_dir_round_trip, tu_setup_tmpdir, tu_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_model_dir_mismatch, tu_setup_tmpdir, tu_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_model_dir_tying, tu_setup_tmpdir, tu_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_trainer_state, tu_setup_tmpdir, tu_teardown_tmpdir),
-        cmocka_unit_test_setup_teardown(test_sha256, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_round_trip_and_prune, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_fresh_start_creates_dir, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_flipped_byte, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_truncated_part, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_incomplete_is_ignored, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_other_configuration_refused, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_parts_from_two_owners, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_stop_request, tu_setup_tmpdir, tu_teardown_tmpdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "chrf.h"
+#include "src/chrf.h"
 #include "testutil.h"
 
 static double score1(const char *hyp, const char *ref) {

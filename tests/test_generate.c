@@ -4,11 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "model.h"
-#include "sample.h"
+#include "src/blas.h"
+#include "src/model.h"
+#include "src/rng.h"
+#include "src/sample.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "src/tokenizer.h"
 
 static void make_model(Model *m, int n_kv) {
     ModelConfig c;

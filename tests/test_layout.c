@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "layout.h"
+#include "src/common.h"
+#include "mpi/layout.h"
+#include "src/rng.h"
 #include "testutil.h"
 
 #define assert_contains(text, phrase)                                                                          \

@@ -31,10 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "common.h"
+#include "src/blas.h"
+#include "src/common.h"
 #include "gradcheck.h"
-#include "model.h"
+#include "src/model.h"
+#include "src/rng.h"
 
 enum { B = 2, T = 5, N = B * T, C = 16, L = 2 };
 

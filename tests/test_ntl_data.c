@@ -20,10 +20,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "common.h"
-#include "corpus.h"
-#include "shards.h"
-#include "tokenizer.h"
+#include "src/common.h"
+#include "src/corpus.h"
+#include "shards/shards.h"
+#include "src/files.h"
+#include "src/tokenizer.h"
 
 /* --------------------------------------------------------------- hashes */
 

@@ -11,8 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "safetensors.h"
+#include "src/common.h"
+#include "src/files.h"
+#include "src/safetensors.h"
 #include "testutil.h"
 
 /* Write [u64 hlen][header][data] to dir/name; returns the malloc'd path.

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schedule.h"
+#include "mpi/schedule.h"
 #include "testutil.h"
 
 #define assert_contains(text, phrase)                                                                          \

@@ -1,4 +1,4 @@
-/* test_shards_cli.c: `calm shard build|info|verify|bench` through shard_main:
+/* test_shards_cli.c: `calm shard build|info|verify|bench` through cmd_shard:
  * every input format, exit codes (0 ok, 1 failure, 2 usage), and error
  * messages that name the file, line or key. */
 #define _GNU_SOURCE
@@ -10,13 +10,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "shards.h"
-#include "tokenizer.h"
+#include "cli/commands.h"
+#include "src/common.h"
+#include "shards/shards.h"
+#include "src/files.h"
+#include "src/tokenizer.h"
 
 static char last_err[8192]; /* stderr of the last run() */
 
-/* shard_main on a space-separated command line (no quoting: test paths have
+/* cmd_shard on a space-separated command line (no quoting: test paths have
  * no spaces), with stderr captured into last_err. */
 static int run(const char *fmt, ...) CALM_PRINTF(1, 2);
 static int run(const char *fmt, ...) {
@@ -34,7 +36,7 @@ static int run(const char *fmt, ...) {
     int saved = dup(2);
     FILE *cap = tmpfile();
     dup2(fileno(cap), 2);
-    int rc = shard_main(argc, argv);
+    int rc = cmd_shard(argc, argv);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);

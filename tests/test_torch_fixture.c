@@ -44,11 +44,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "checkpoint.h"
-#include "common.h"
-#include "model.h"
-#include "safetensors.h"
+#include "src/blas.h"
+#include "src/files.h"
+#include "src/modeldir.h"
+#include "src/common.h"
+#include "src/model.h"
+#include "src/safetensors.h"
 
 /* Keep equal to ATOL_K, RTOL, LOSS_RTOL in tests/torch_ref/make_fixture.py. */
 static const double ATOL_K = 3e-5, RTOL = 1e-4, LOSS_RTOL = 1e-5;

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "common.h"
+#include "src/common.h"
+#include "src/rng.h"
 
 char *tu_mkdtemp(const char *tag) {
     const char *base = getenv("TMPDIR");

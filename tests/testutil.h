@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "common.h"
+#include "src/common.h"
 
 /* A fresh empty directory under $TMPDIR (or /tmp), removed by tu_rmtree. */
 char *tu_mkdtemp(const char *tag);

@@ -1,17 +1,11 @@
-/* main.c: the `calm` command line: dispatch to the subcommands (src/cmd_*.c),
+/* main.c: the `calm` command line: dispatch to the commands (commands.h),
  * with MPI set up when an MPI launcher started us. */
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "shards.h"
+#include "cli/commands.h"
 
 Dist g_dist;
-
-static int cmd_shard(int argc, char **argv) {
-    argv[0] = "shard";
-    return shard_main(argc, argv);
-}
 
 typedef struct {
     const char *name;

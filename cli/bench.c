@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "cli.h"
-#include "compose.h"
-#include "common.h"
-#include "model.h"
-#include "optim.h"
-#include "tokenizer.h"
+#include "src/blas.h"
+#include "cli/options.h"
+#include "src/compose.h"
+#include "src/common.h"
+#include "src/model.h"
+#include "src/optim.h"
+#include "src/rng.h"
+#include "src/tokenizer.h"
 
 static double bench_sgemm(int M, int N, int K, int reps) {
     float *a = xalloc_floats((size_t)M * K), *b = xalloc_floats((size_t)N * K), *c = xalloc_floats((size_t)M * N);

@@ -1,164 +1,29 @@
-/* shard_cli.c: `calm shard build|info|verify|bench`. Exit codes: 0 ok,
- * 1 failure (the message names the file or key), 2 usage error. */
+/* shard.c: `calm shard build|info|verify|bench`. Exit codes: 0 ok,
+ * 1 failure (the message names the file or key), 2 usage error. The commands
+ * return their status instead of exiting: tests run them in process. */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "shard_internal.h"
-#include "tokenizer.h"
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "shards/shards.h"
+#include "src/common.h"
+#include "src/files.h"
+#include "src/tokenizer.h"
 
-/* ---- options -------------------------------------------------------------- */
-
-typedef enum { OPT_STR, OPT_INT, OPT_U64, OPT_F64, OPT_SIZE, OPT_FLAG } OptType;
-
-typedef struct {
-    const char *name; /* "--seq-len" */
-    OptType type;
-    void *dst;
-} Opt;
-
-static int usage_error(const char *cmd, const char *fmt, ...) CALM_PRINTF(2, 3);
-static int usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "calm shard %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun 'calm shard %s --help' for usage.\n", cmd);
-    return 2;
-}
-
-static int failed(const char *cmd) {
-    fprintf(stderr, "calm shard %s: error: %s\n", cmd, calm_last_error());
-    return 1;
-}
-
-static int parse_u64(const char *s, uint64_t *out) {
-    char *end;
-    if (!*s || *s == '-') return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end) return -1;
-    *out = v;
-    return 0;
-}
-
-/* Bytes with an optional K, M, G or T suffix (powers of 1024). */
-static int parse_size(const char *s, uint64_t *out) {
-    char *end;
-    if (!*s || *s == '-') return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s) return -1;
-    int shift = 0;
-    if (*end) {
-        const char *units = "KMGT", *u = strchr(units, *end);
-        if (!u || (end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)) return -1;
-        shift = 10 * (int)(u - units + 1);
-    }
-    if (v > (UINT64_MAX >> shift)) return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
-
-static int set_opt(const char *cmd, const Opt *o, const char *val) {
-    uint64_t u;
-    char *end;
-    switch (o->type) {
-    case OPT_STR: *(const char **)o->dst = val; return 0;
-    case OPT_INT:
-        if (parse_u64(val, &u) || u > 0x7fffffff) return usage_error(cmd, "%s wants a non-negative integer, got '%s'", o->name, val);
-        *(int *)o->dst = (int)u;
-        return 0;
-    case OPT_U64:
-        if (parse_u64(val, &u)) return usage_error(cmd, "%s wants a non-negative integer, got '%s'", o->name, val);
-        *(uint64_t *)o->dst = u;
-        return 0;
-    case OPT_SIZE:
-        if (parse_size(val, &u)) return usage_error(cmd, "%s wants a byte count like 64M, got '%s'", o->name, val);
-        *(uint64_t *)o->dst = u;
-        return 0;
-    case OPT_F64: {
-        errno = 0;
-        double d = strtod(val, &end);
-        if (errno || end == val || *end) return usage_error(cmd, "%s wants a number, got '%s'", o->name, val);
-        *(double *)o->dst = d;
-        return 0;
-    }
-    case OPT_FLAG: *(int *)o->dst = 1; return 0;
-    }
-    return 2;
-}
-
-/* Parse argv[1..] into opts and positional arguments (argv[0] is the command).
- * Returns 0, 2 on a usage error, or -1 when --help was asked for. */
-static int parse_args(const char *cmd, int argc, char **argv, const Opt *opts, int n_opts, char **pos, int *n_pos) {
-    *n_pos = 0;
-    int only_pos = 0;
-    for (int i = 1; i < argc; i++) {
-        char *a = argv[i];
-        if (only_pos || a[0] != '-' || a[1] == 0) {
-            pos[(*n_pos)++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_pos = 1;
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return -1;
-        const char *eq = strchr(a, '=');
-        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-        const Opt *o = NULL;
-        for (int k = 0; k < n_opts && !o; k++)
-            if (strlen(opts[k].name) == nlen && strncmp(opts[k].name, a, nlen) == 0) o = &opts[k];
-        if (!o) return usage_error(cmd, "unknown option '%.*s'", (int)nlen, a);
-        if (o->type == OPT_FLAG) {
-            if (eq) return usage_error(cmd, "%s takes no value", o->name);
-            set_opt(cmd, o, NULL);
-            continue;
-        }
-        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (!val) return usage_error(cmd, "%s needs a value", o->name);
-        int rc = set_opt(cmd, o, val);
-        if (rc) return rc;
-    }
-    return 0;
-}
+/* cli_parse_args's status as the command's: --help is success. */
+static int parsed(int rc) { return rc == CLI_HELP ? 0 : rc; }
 
 /* ---- build ------------------------------------------------------------------ */
-
-static const char build_usage[] =
-    "usage: calm shard build --out DIR [options] INPUT...\n"
-    "\n"
-    "Tokenize INPUTs into a shard store (an LMDB directory) for `calm train --data DIR`.\n"
-    "\n"
-    "Inputs:\n"
-    "  FILE            plain text, one document per line (blank lines skipped), or per file with --docs file\n"
-    "  FILE.jsonl      JSON Lines: {\"text\": ..., \"lang\": ...} documents, or\n"
-    "                  {\"prompt\": ..., \"target\": ..., \"lang\": ...} task examples (loss on the target)\n"
-    "  DIR             one file per language: the language is the file name up to its first dot\n"
-    "                  (de.txt, sw.jsonl); files are read in name order\n"
-    "\n"
-    "Options:\n"
-    "  --out DIR          store directory to create (must not hold a store)\n"
-    "  --lang CODE        language of inputs that name none (default und); A-Z a-z 0-9 _ -\n"
-    "  --seq-len N        training sequence length T; lm records hold T+1 tokens (default 256)\n"
-    "  --val-fraction F   share of each language's documents held out in the val split, [0, 1) (default 0)\n"
-    "  --format F         auto, text or jsonl (default auto: .jsonl, .ndjson and .json are JSON Lines)\n"
-    "  --docs UNIT        plain text documents: line (default) or file\n"
-    "  --vocab N          vocabulary size recorded in the store (default 320)\n"
-    "  --map-size BYTES   initial LMDB map size, doubled whenever it fills (default 64M)\n"
-    "  --batch-records N  records per write transaction (default 8192)\n"
-    "  --quiet            no progress lines\n";
 
 typedef enum { FMT_AUTO, FMT_TEXT, FMT_JSONL } InputFormat;
 
@@ -307,22 +172,16 @@ typedef struct {
     uint64_t map;
 } BuildArgs;
 
-static int check_build_args(const BuildArgs *a, int n_inputs) {
-    if (!a->out) return usage_error("build", "--out DIR is required");
-    if (n_inputs == 0) return usage_error("build", "no INPUT given");
+static int check_build_args(const Command *cmd, const BuildArgs *a) {
+    if (!a->out) return cli_usage_error(cmd, "--out DIR is required");
     if (!shard_lang_code_ok(a->lang))
-        return usage_error("build", "--lang '%s': a language code is 1 to %d characters of A-Z a-z 0-9 _ -", a->lang,
-                           SHARD_LANG_MAX);
-    if (a->seq_len < 1 || a->seq_len > (1 << 20)) return usage_error("build", "--seq-len %d outside [1, 1048576]", a->seq_len);
-    if (!(a->val >= 0 && a->val < 1)) return usage_error("build", "--val-fraction %g outside [0, 1)", a->val);
-    if (a->vocab < TOK_N_SPECIAL || a->vocab > 65536)
-        return usage_error("build", "--vocab %d outside [%d, 65536]", a->vocab, TOK_N_SPECIAL);
-    if (a->batch < 1) return usage_error("build", "--batch-records must be >= 1");
-    if (a->map < 65536) return usage_error("build", "--map-size must be at least 64K");
+        return cli_usage_error(cmd, "--lang '%s': a language code is 1 to %d characters of A-Z a-z 0-9 _ -", a->lang,
+                               SHARD_LANG_MAX);
+    if (!(a->val < 1)) return cli_usage_error(cmd, "--val-fraction %g outside [0, 1)", a->val);
     if (strcmp(a->format, "auto") && strcmp(a->format, "text") && strcmp(a->format, "jsonl"))
-        return usage_error("build", "--format '%s' (expected auto, text or jsonl)", a->format);
+        return cli_usage_error(cmd, "--format '%s' (expected auto, text or jsonl)", a->format);
     if (strcmp(a->docs, "line") && strcmp(a->docs, "file"))
-        return usage_error("build", "--docs '%s' (expected line or file)", a->docs);
+        return cli_usage_error(cmd, "--docs '%s' (expected line or file)", a->docs);
     return 0;
 }
 
@@ -376,43 +235,47 @@ static int run_build(const BuildArgs *a, char **inputs, int n_inputs, const char
     return rc;
 }
 
-static int cmd_build(int argc, char **argv) {
+static int shard_build(int argc, char **argv) {
     BuildArgs a = {NULL, "und", "auto", "line", 256, TOK_VOCAB_DEFAULT, 8192, 0, 0.0, (uint64_t)64 << 20};
-    Opt opts[] = {{"--out", OPT_STR, &a.out},          {"--lang", OPT_STR, &a.lang},
-                  {"--seq-len", OPT_INT, &a.seq_len},  {"--val-fraction", OPT_F64, &a.val},
-                  {"--format", OPT_STR, &a.format},    {"--docs", OPT_STR, &a.docs},
-                  {"--vocab", OPT_INT, &a.vocab},      {"--map-size", OPT_SIZE, &a.map},
-                  {"--batch-records", OPT_INT, &a.batch}, {"--quiet", OPT_FLAG, &a.quiet}};
-    char **inputs = xmalloc((size_t)argc * sizeof *inputs);
-    int n_inputs, rc = parse_args("build", argc, argv, opts, (int)(sizeof opts / sizeof *opts), inputs, &n_inputs);
-    if (rc < 0) {
-        fputs(build_usage, stdout);
-        rc = 0;
-    } else if (rc == 0 && (rc = check_build_args(&a, n_inputs)) == 0) {
+    const Opt opts[] = {
+        {"out", OPT_STR, &a.out, "store directory to create (must not hold a store)", 1, 0},
+        {"lang", OPT_STR, &a.lang, "language of inputs that name none; A-Z a-z 0-9 _ -", 1, 0},
+        {"seq-len", OPT_INT, &a.seq_len, "training sequence length T; lm records hold T+1 tokens", 1, 1 << 20},
+        {"val-fraction", OPT_DOUBLE, &a.val, "share of each language's documents held out in the val split, [0, 1)",
+         0, 1},
+        {"format", OPT_STR, &a.format, "auto, text or jsonl (auto: .jsonl, .ndjson and .json are JSON Lines)", 1, 0},
+        {"docs", OPT_STR, &a.docs, "plain text documents: line or file", 1, 0},
+        {"vocab", OPT_INT, &a.vocab, "vocabulary size recorded in the store", TOK_N_SPECIAL, 65536},
+        {"map-size", OPT_SIZE, &a.map, "initial LMDB map size, doubled whenever it fills", 65536, 1e18},
+        {"batch-records", OPT_INT, &a.batch, "records per write transaction", 1, 1 << 30},
+        {"quiet", OPT_FLAG, &a.quiet, "no progress lines", 1, 0},
+        OPT_END};
+    const Command cmd = {
+        "calm shard build", "--out DIR [options] INPUT...",
+        "Tokenize INPUTs into a shard store (an LMDB directory) for `calm train --data DIR`.\n\n"
+        "inputs:\n"
+        "  FILE            plain text, one document per line (blank lines skipped), or per file with --docs file\n"
+        "  FILE.jsonl      JSON Lines: {\"text\": ..., \"lang\": ...} documents, or\n"
+        "                  {\"prompt\": ..., \"target\": ..., \"lang\": ...} task examples (loss on the target)\n"
+        "  DIR             one file per language: the language is the file name up to its first dot\n"
+        "                  (de.txt, sw.jsonl); files are read in name order",
+        opts, 1, -1};
+    char *command = join_command(argc, argv); /* before parsing reorders argv */
+    char **inputs;
+    int n_inputs, rc = cli_parse_args(&cmd, argc, argv, &inputs, &n_inputs);
+    if (rc == 0 && (rc = check_build_args(&cmd, &a)) == 0) {
         int was_quiet = calm_quiet;
         calm_quiet = calm_quiet || a.quiet;
-        char *command = join_command(argc, argv);
         double t0 = calm_now();
-        if (run_build(&a, inputs, n_inputs, command)) rc = failed("build");
+        if (run_build(&a, inputs, n_inputs, command)) rc = cli_error("shard build");
         else print_built(a.out, calm_now() - t0);
-        free(command);
         calm_quiet = was_quiet;
     }
-    free(inputs);
-    return rc;
+    free(command);
+    return parsed(rc);
 }
 
 /* ---- info / verify ------------------------------------------------------- */
-
-static const char info_usage[] =
-    "usage: calm shard info DIR [--alpha A] [--json]\n"
-    "\n"
-    "Format, tokenizer, and per-language documents, samples and tokens of each split, with the\n"
-    "mixing share p(L) ∝ n_L^alpha each language gets in training.\n"
-    "\n"
-    "Options:\n"
-    "  --alpha A   mixing exponent for the p(train) column (default 0.3)\n"
-    "  --json      print one JSON object instead of a table\n";
 
 static void info_json(const ShardInfo *in, const char *dir, const double *p) {
     cJSON *o = cJSON_CreateObject();
@@ -479,57 +342,48 @@ static void info_table(const ShardInfo *in, const char *dir, const double *p, do
            (unsigned long long)tot[1][1], (unsigned long long)tot[2][1], 1.0);
 }
 
-/* Parse "CMD DIR [options]": 0 with *dir set, 2 on a usage error, -1 after --help. */
-static int parse_dir_cmd(const char *cmd, const char *usage, int argc, char **argv, const Opt *opts, int n_opts,
-                         const char **dir) {
-    char **pos = xmalloc((size_t)argc * sizeof *pos);
-    int n_pos, rc = parse_args(cmd, argc, argv, opts, n_opts, pos, &n_pos);
-    if (rc < 0) fputs(usage, stdout);
-    else if (rc == 0 && n_pos == 0) rc = usage_error(cmd, "store DIR missing");
-    else if (rc == 0 && n_pos > 1) rc = usage_error(cmd, "one store DIR expected, got %d arguments", n_pos);
-    else if (rc == 0) *dir = pos[0];
-    free(pos);
-    return rc;
-}
-
-static int cmd_info(int argc, char **argv) {
+static int shard_info(int argc, char **argv) {
     double alpha = 0.3;
     int json = 0;
-    Opt opts[] = {{"--alpha", OPT_F64, &alpha}, {"--json", OPT_FLAG, &json}};
-    const char *dir;
+    const Opt opts[] = {{"alpha", OPT_DOUBLE, &alpha, "mixing exponent for the p(train) column", 0, 1e9},
+                        {"json", OPT_FLAG, &json, "print one JSON object instead of a table", 1, 0},
+                        OPT_END};
+    const Command cmd = {"calm shard info", "DIR [options]",
+                         "Format, tokenizer, and per-language documents, samples and tokens of each split, with the "
+                         "mixing share p(L) ~ n_L^alpha each language gets in training.",
+                         opts, 1, 1};
+    char **dir;
+    int n, rc = cli_parse_args(&cmd, argc, argv, &dir, &n);
+    if (rc) return parsed(rc);
     ShardStore *s;
-    int rc = parse_dir_cmd("info", info_usage, argc, argv, opts, 2, &dir);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (!(alpha >= 0) || !isfinite(alpha)) return usage_error("info", "--alpha must be a number >= 0");
-    if (shard_store_open(&s, dir)) return failed("info");
+    if (shard_store_open(&s, dir[0])) return cli_error("shard info");
     const ShardInfo *in = shard_store_info(s);
-    uint64_t *n = xcalloc((size_t)in->n_langs + 1, sizeof *n);
+    uint64_t *ns = xcalloc((size_t)in->n_langs + 1, sizeof *ns);
     double *p = xcalloc((size_t)in->n_langs + 1, sizeof *p);
-    for (int i = 0; i < in->n_langs; i++) n[i] = in->langs[i].samples[SHARD_TRAIN];
-    shard_mix_shares(n, in->n_langs, alpha, p); /* a complete store always has train samples */
+    for (int i = 0; i < in->n_langs; i++) ns[i] = in->langs[i].samples[SHARD_TRAIN];
+    shard_mix_shares(ns, in->n_langs, alpha, p); /* a complete store always has train samples */
     if (json) info_json(in, shard_store_dir(s), p);
     else info_table(in, shard_store_dir(s), p, alpha);
-    free(n);
+    free(ns);
     free(p);
     shard_store_close(s);
-    return rc;
+    return 0;
 }
 
-static const char verify_usage[] =
-    "usage: calm shard verify DIR\n"
-    "\n"
-    "Read every record of both splits and check its header, length, checksum, token range and\n"
-    "the per-language counts in meta. Reports the first bad key and exits 1 if any check fails.\n";
-
-static int cmd_verify(int argc, char **argv) {
-    const char *dir;
+static int shard_verify(int argc, char **argv) {
+    const Opt opts[] = {OPT_END};
+    const Command cmd = {"calm shard verify", "DIR",
+                         "Read every record of both splits and check its header, length, checksum, token range and "
+                         "the per-language counts in meta. Reports the first bad key and exits 1 if any check fails.",
+                         opts, 1, 1};
+    char **dir;
+    int n, rc = cli_parse_args(&cmd, argc, argv, &dir, &n);
+    if (rc) return parsed(rc);
     ShardStore *s;
-    int rc = parse_dir_cmd("verify", verify_usage, argc, argv, NULL, 0, &dir);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (shard_store_open(&s, dir)) return failed("verify");
+    if (shard_store_open(&s, dir[0])) return cli_error("shard verify");
     uint64_t records, tokens;
     double t0 = calm_now();
-    if (shard_store_verify(s, &records, &tokens)) rc = failed("verify");
+    if (shard_store_verify(s, &records, &tokens)) rc = cli_error("shard verify");
     else
         printf("%s: ok: %llu records, %llu tokens, every checksum matches (%.2f s)\n", shard_store_dir(s),
                (unsigned long long)records, (unsigned long long)tokens, calm_now() - t0);
@@ -538,48 +392,6 @@ static int cmd_verify(int argc, char **argv) {
 }
 
 /* ---- bench ---------------------------------------------------------------- */
-
-static const char bench_usage[] =
-    "usage: calm shard bench DIR [options]\n"
-    "\n"
-    "Batch assembly throughput of one thread (tokens/s): records located, read from the\n"
-    "memory map, checksummed and widened into tokens/targets/weights, first in id order\n"
-    "(sequential), then shuffled, then shuffled without checksums. The store is read once\n"
-    "first so that the page cache is warm. Rates are given per wall-clock second and per\n"
-    "CPU second (the rate with a core to itself, on a shared machine).\n"
-    "\n"
-    "Options:\n"
-    "  --batch B      rows per batch (default 8)\n"
-    "  --seq-len T    tokens per row (default min(256, the store's seq_len))\n"
-    "  --seconds S    time per mode (default 2)\n"
-    "  --split S      train or val (default train)\n"
-    "  --alpha A      mixing exponent (default 0.3)\n"
-    "  --seed N       shuffling seed (default 0)\n"
-    "  --lang LIST    comma-separated languages to mix (default all)\n";
-
-/* Touch every page of the split so that timings see a warm cache. */
-static int warm(ShardStore *s, ShardSplit split, uint64_t *bytes) {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    volatile uint8_t sink = 0;
-    *bytes = 0;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (rc) return calm_error("%s: LMDB: %s", s->dir, mdb_strerror(rc));
-    rc = mdb_cursor_open(txn, s->db[split], &cur);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return calm_error("%s: LMDB: %s", s->dir, mdb_strerror(rc));
-    }
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        for (size_t i = 0; i < v.mv_size; i += 512) sink ^= ((const uint8_t *)v.mv_data)[i];
-        *bytes += v.mv_size;
-    }
-    (void)sink;
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return 0;
-}
 
 static double thread_cpu_seconds(void) {
     struct timespec t;
@@ -615,37 +427,46 @@ static int bench_mode(ShardStore *s, const ShardLoaderOpts *o, const char *name,
     return rc;
 }
 
-static int cmd_bench(int argc, char **argv) {
+static int shard_bench(int argc, char **argv) {
     int B = 8, T = 0;
     double seconds = 2, alpha = 0.3;
-    uint64_t seed = 0;
+    long seed = 0;
     const char *split_name = "train", *langs = NULL;
-    Opt opts[] = {{"--batch", OPT_INT, &B},        {"--seq-len", OPT_INT, &T}, {"--seconds", OPT_F64, &seconds},
-                  {"--split", OPT_STR, &split_name}, {"--alpha", OPT_F64, &alpha}, {"--seed", OPT_U64, &seed},
-                  {"--lang", OPT_STR, &langs}};
-    const char *dir;
+    const Opt opts[] = {{"batch", OPT_INT, &B, "rows per batch", 1, 1 << 20},
+                        {"seq-len", OPT_INT, &T, "tokens per row (0: min(256, the store's seq_len))", 0, 1 << 20},
+                        {"seconds", OPT_DOUBLE, &seconds, "time per mode, in (0, 3600)", 1e-9, 3600},
+                        {"split", OPT_STR, &split_name, "train or val", 1, 0},
+                        {"alpha", OPT_DOUBLE, &alpha, "mixing exponent", 0, 1e9},
+                        {"seed", OPT_LONG, &seed, "shuffling seed", 0, 9e18},
+                        {"lang", OPT_STR, &langs, "comma-separated languages to mix (default all)", 1, 0},
+                        OPT_END};
+    const Command cmd = {"calm shard bench", "DIR [options]",
+                         "Batch assembly throughput of one thread (tokens/s): records located, read from the memory "
+                         "map, checksummed and widened into tokens/targets/weights, first in id order (sequential), "
+                         "then shuffled, then shuffled without checksums. The store is read once first so that the "
+                         "page cache is warm. Rates are given per wall-clock second and per CPU second (the rate with "
+                         "a core to itself, on a shared machine).",
+                         opts, 1, 1};
+    char **dir;
+    int n, rc = cli_parse_args(&cmd, argc, argv, &dir, &n);
+    if (rc) return parsed(rc);
     ShardSplit split;
+    if (shard_split_parse(split_name, &split)) return cli_usage_error(&cmd, "%s", calm_last_error());
     ShardStore *s;
-    int rc = parse_dir_cmd("bench", bench_usage, argc, argv, opts, (int)(sizeof opts / sizeof *opts), &dir);
-    if (rc) return rc < 0 ? 0 : rc;
-    if (shard_split_parse(split_name, &split)) return usage_error("bench", "%s", calm_last_error());
-    if (B < 1) return usage_error("bench", "--batch must be >= 1");
-    if (!(seconds > 0 && seconds < 3600)) return usage_error("bench", "--seconds must be in (0, 3600)");
-    if (!(alpha >= 0) || !isfinite(alpha)) return usage_error("bench", "--alpha must be a number >= 0");
-    if (shard_store_open(&s, dir)) return failed("bench");
+    if (shard_store_open(&s, dir[0])) return cli_error("shard bench");
     const ShardInfo *in = shard_store_info(s);
     if (T == 0) T = in->seq_len < 256 ? in->seq_len : 256;
     if (T > in->seq_len) {
         int seq_len = in->seq_len;
         shard_store_close(s);
-        return usage_error("bench", "--seq-len %d exceeds the store's seq_len %d", T, seq_len);
+        return cli_usage_error(&cmd, "--seq-len %d exceeds the store's seq_len %d", T, seq_len);
     }
     uint64_t bytes = 0;
     double t0 = calm_now();
     char size[32];
-    if (warm(s, split, &bytes)) {
+    if (shard_store_warm(s, split, &bytes)) {
         shard_store_close(s);
-        return failed("bench");
+        return cli_error("shard bench");
     }
     printf("store %s: %s, %d languages, seq_len %d; warm-up read %s in %.2f s\n", shard_store_dir(s),
            shard_kind_name(in->kind), in->n_langs, in->seq_len, shard_fmt_bytes(size, sizeof size, (double)bytes),
@@ -657,7 +478,7 @@ static int cmd_bench(int argc, char **argv) {
     shard_loader_opts_default(&o);
     o.split = split;
     o.alpha = alpha;
-    o.seed = seed;
+    o.seed = (uint64_t)seed;
     o.langs = langs;
     o.shuffle = 0;
     rc = bench_mode(s, &o, "sequential", B, T, seconds);
@@ -665,40 +486,45 @@ static int cmd_bench(int argc, char **argv) {
     if (!rc) rc = bench_mode(s, &o, "shuffled", B, T, seconds);
     o.verify = 0;
     if (!rc) rc = bench_mode(s, &o, "shuffled, no checksums", B, T, seconds);
-    rc = rc ? failed("bench") : 0;
+    rc = rc ? cli_error("shard bench") : 0;
     shard_store_close(s);
     return rc;
 }
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-static const char main_usage[] =
-    "usage: calm shard COMMAND [options]\n"
-    "\n"
-    "Tokenized training data in LMDB stores (docs/shards.md).\n"
-    "\n"
-    "Commands:\n"
-    "  build    tokenize text / JSON Lines / per-language directories into a store\n"
-    "  info     format, languages and counts of a store\n"
-    "  verify   check every record's checksum; report the first bad key\n"
-    "  bench    batch assembly throughput (tokens/s)\n"
-    "\n"
-    "Run 'calm shard COMMAND --help' for a command's options.\n";
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} shard_commands[] = {
+    {"build", shard_build, "tokenize text / JSON Lines / per-language directories into a store"},
+    {"info", shard_info, "format, languages and counts of a store"},
+    {"verify", shard_verify, "check every record's checksum; report the first bad key"},
+    {"bench", shard_bench, "batch assembly throughput (tokens/s)"},
+};
 
-int shard_main(int argc, char **argv) {
+static void shard_usage(FILE *out) {
+    fprintf(out, "usage: calm shard COMMAND [options]\n\nTokenized training data in LMDB stores (docs/shards.md).\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < sizeof shard_commands / sizeof *shard_commands; i++)
+        fprintf(out, "  %-10s %s\n", shard_commands[i].name, shard_commands[i].help);
+    fprintf(out, "\n'calm shard COMMAND --help' describes each command.\n");
+}
+
+int cmd_shard(int argc, char **argv) {
     if (argc < 2) {
-        fputs(main_usage, stderr);
+        shard_usage(stderr);
         return 2;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(main_usage, stdout);
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        shard_usage(stdout);
         return 0;
     }
-    if (strcmp(cmd, "build") == 0) return cmd_build(argc - 1, argv + 1);
-    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
-    if (strcmp(cmd, "verify") == 0) return cmd_verify(argc - 1, argv + 1);
-    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc - 1, argv + 1);
-    fprintf(stderr, "calm shard: unknown command '%s'\n\n%s", cmd, main_usage);
+    for (size_t i = 0; i < sizeof shard_commands / sizeof *shard_commands; i++)
+        if (strcmp(name, shard_commands[i].name) == 0) return shard_commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "calm shard: unknown command '%s'\n\n", name);
+    shard_usage(stderr);
     return 2;
 }

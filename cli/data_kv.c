@@ -19,9 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "cmd.h"
-#include "common.h"
+#include "cli/options.h"
+#include "cli/commands.h"
+#include "src/common.h"
+#include "src/files.h"
+#include "src/rng.h"
 
 typedef struct {
     int n_keys, min_operands, max_operands, lo, hi;

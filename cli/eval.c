@@ -1,5 +1,6 @@
-/* cmd_infer.c: `calm eval`, `calm generate`, `calm forward` on a model
- * (--model) or a composition (--calm). */
+/* eval.c: `calm eval` on a model (--model) or a composition (--calm): loss
+ * on text files, bits per byte per language (--docs), exact-match accuracy,
+ * chrF or target bits per byte on a task (--task). */
 #define _GNU_SOURCE /* qsort_r */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -7,69 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blas.h"
-#include "checkpoint.h"
-#include "chrf.h"
-#include "cli.h"
-#include "cmd.h"
-#include "common.h"
-#include "safetensors.h"
-#include "sample.h"
-#include "textdata.h"
-#include "tokenizer.h"
-
-/* ---------------------------------------------------------------- runner */
-
-void runner_load(Runner *r, const char *cmd, const char *model_dir, const char *calm_dir) {
-    memset(r, 0, sizeof *r);
-    if ((model_dir != NULL) == (calm_dir != NULL)) {
-        fprintf(stderr, "%s: give exactly one of --model DIR and --calm DIR\nTry '%s --help'.\n", cmd, cmd);
-        exit(2);
-    }
-    if (model_dir) {
-        if (model_load_dir(&r->B, model_dir) != 0) cli_fail(cmd);
-        return;
-    }
-    if (compose_load_dir(&r->comp, calm_dir, &r->A, &r->B) != 0) cli_fail(cmd);
-    r->composed = 1;
-}
-
-void runner_free(Runner *r) {
-    if (r->composed) {
-        compose_free(&r->comp);
-        model_free(&r->A);
-    }
-    model_free(&r->B);
-}
-
-const ModelConfig *runner_config(const Runner *r) { return &r->B.cfg; }
-
-float runner_forward(Runner *r, const int *tokens, const int *targets, const float *weights, int Bsz, int T) {
-    if (r->composed) return compose_forward(&r->comp, tokens, targets, weights, Bsz, T);
-    return model_forward(&r->B, tokens, targets, weights, Bsz, T, NULL, NULL);
-}
-
-const float *runner_logits(const Runner *r) { return r->B.acts.logits; }
-const float *runner_losses(const Runner *r) { return r->B.acts.losses; }
-
-long runner_generate_batch(Runner *r, GenSeq *seqs, int n, const GenOpts *o) {
-    if (r->composed) return compose_generate_batch(&r->comp, seqs, n, o);
-    return generate_batch(&r->B, seqs, n, o);
-}
-
-int runner_generate(Runner *r, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
-                    uint64_t seed, int *out) {
-    if (r->composed) return compose_generate(&r->comp, prompt, n_prompt, max_new, temperature, top_k, seed, out);
-    return generate(&r->B, prompt, n_prompt, max_new, temperature, top_k, seed, out);
-}
-
-static int max_context(const Runner *r) {
-    int T = r->B.cfg.max_seq_len;
-    if (r->composed && r->A.cfg.max_seq_len < T) T = r->A.cfg.max_seq_len;
-    return T;
-}
-
-/* ------------------------------------------------------------------- eval */
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "src/blas.h"
+#include "src/chrf.h"
+#include "src/common.h"
+#include "src/files.h"
+#include "src/sample.h"
+#include "src/textdata.h"
+#include "src/tokenizer.h"
 
 /* One JSON Lines record of a task or document file. */
 typedef struct {
@@ -252,10 +199,10 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
         ids[i] = xmalloc((pl + 2) * sizeof(int));
         np[i] = (int)tok_encode(ids[i], (const unsigned char *)rs->r[i].prompt, pl, 1, 0);
         int want = o->chrf ? o->max_new : (int)tl + 1;
-        if (o->chrf && np[i] + want > max_context(r)) want = max_context(r) - np[i];
-        if (want < 1 || (!o->chrf && np[i] + want > max_context(r)))
+        if (o->chrf && np[i] + want > runner_max_context(r)) want = runner_max_context(r) - np[i];
+        if (want < 1 || (!o->chrf && np[i] + want > runner_max_context(r)))
             rc = calm_error("example %ld: prompt + target (%zu tokens) exceed the model's context of %d", i + 1,
-                            pl + tl + 2, max_context(r));
+                            pl + tl + 2, runner_max_context(r));
         gen[i] = xmalloc((size_t)(want > 0 ? want : 1) * sizeof(int));
         ngen[i] = want;
         order[i] = (int)i;
@@ -372,7 +319,7 @@ static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
         np[i] = 1 + (int)strlen(rs->r[i].prompt);
         len[i] = np[i] + (int)strlen(rs->r[i].target) + 1;
         order[i] = (int)i;
-        if (len[i] - 1 > max_context(r) || !rs->r[i].target[0]) { /* len - 1 positions are fed */
+        if (len[i] - 1 > runner_max_context(r) || !rs->r[i].target[0]) { /* len - 1 positions are fed */
             free(len), free(np), free(order);
             return calm_error("example %ld: %s", i + 1,
                               rs->r[i].target[0] ? "prompt + target exceed the model's context" : "empty target");
@@ -382,7 +329,7 @@ static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
     /* batch lengths rounded up to 32 positions: few distinct shapes, so the
      * model's activations are not reallocated for every batch */
     int Tmax = (len[order[n - 1]] - 1 + 31) / 32 * 32;
-    if (Tmax > max_context(r)) Tmax = max_context(r);
+    if (Tmax > runner_max_context(r)) Tmax = runner_max_context(r);
     int *tok = xmalloc((size_t)B * Tmax * sizeof(int)), *tgt = xmalloc((size_t)B * Tmax * sizeof(int)),
         *ids = xmalloc(((size_t)Tmax + 2) * sizeof(int));
     float *w = xmalloc((size_t)B * Tmax * sizeof(float));
@@ -515,7 +462,7 @@ int cmd_eval(int argc, char **argv) {
     calm_blas_init(threads);
     Runner r;
     runner_load(&r, "calm eval", model_dir, calm_dir);
-    if (T > max_context(&r)) T = max_context(&r);
+    if (T > runner_max_context(&r)) T = runner_max_context(&r);
     cJSON *result = NULL;
     Recs rs = {0};
     if (task || docs) {
@@ -544,91 +491,3 @@ int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
-/* --------------------------------------------------------------- generate */
-
-int cmd_generate(int argc, char **argv) {
-    const char *model_dir = NULL, *calm_dir = NULL, *prompt = "";
-    int max_new = 200, top_k = 0, threads = 1;
-    float temperature = 0.0f;
-    long seed = 1;
-    const Opt opts[] = {{"model", OPT_STR, &model_dir, "model directory", 1, 0},
-                        {"calm", OPT_STR, &calm_dir, "composition directory (instead of --model)", 1, 0},
-                        {"prompt", OPT_STR, &prompt, "text to continue", 1, 0},
-                        {"max-tokens", OPT_INT, &max_new, "tokens to generate at most", 1, 1 << 20},
-                        {"temperature", OPT_FLOAT, &temperature, "sampling temperature (0: greedy)", 0, 100},
-                        {"top-k", OPT_INT, &top_k, "sample among the k most likely (0: all)", 0, 1 << 20},
-                        {"seed", OPT_LONG, &seed, "sampling seed", 0, 9e18},
-                        {"threads", OPT_INT, &threads, "threads", 0, 4096},
-                        OPT_END};
-    const Command cmd = {"calm generate", "(--model DIR | --calm DIR) [--prompt TEXT] [options]",
-                         "Continue a prompt with KV caches, greedily or by temperature / top-k sampling. The "
-                         "continuation goes to stdout; generation stops at EOS.",
-                         opts, 0, 0};
-    char **pos;
-    int npos;
-    cli_parse(&cmd, argc, argv, &pos, &npos);
-    calm_blas_init(threads);
-    Runner r;
-    runner_load(&r, "calm generate", model_dir, calm_dir);
-    size_t plen = strlen(prompt);
-    int *ids = xmalloc((plen + 2) * sizeof(int));
-    int n_prompt = (int)tok_encode(ids, (const unsigned char *)prompt, plen, 1, 0);
-    if (n_prompt >= max_context(&r)) {
-        fprintf(stderr, "calm generate: prompt of %d tokens does not fit the context of %d\n", n_prompt, max_context(&r));
-        return 2;
-    }
-    int *out = xmalloc((size_t)max_new * sizeof(int));
-    int n = runner_generate(&r, ids, n_prompt, max_new, temperature, top_k, (uint64_t)seed, out);
-    unsigned char *bytes = xmalloc((size_t)n + 1);
-    size_t nb = tok_decode(bytes, out, (size_t)n);
-    fwrite(bytes, 1, nb, stdout);
-    fputc('\n', stdout);
-    free(bytes);
-    free(out);
-    free(ids);
-    runner_free(&r);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- forward */
-
-int cmd_forward(int argc, char **argv) {
-    const char *model_dir = NULL, *calm_dir = NULL, *input = NULL, *out = NULL;
-    int threads = 0;
-    const Opt opts[] = {{"model", OPT_STR, &model_dir, "model directory", 1, 0},
-                        {"calm", OPT_STR, &calm_dir, "composition directory (instead of --model)", 1, 0},
-                        {"input", OPT_STR, &input, "file whose bytes are the input (BOS is prepended)", 1, 0},
-                        {"out", OPT_STR, &out, "safetensors file to write with tensor `logits` [T, V]", 1, 0},
-                        {"threads", OPT_INT, &threads, "threads (0: cores available)", 0, 4096},
-                        OPT_END};
-    const Command cmd = {"calm forward", "(--model DIR | --calm DIR) --input FILE --out FILE",
-                         "Write the logits of a model or composition for the bytes of a file, for debugging and "
-                         "for comparing with other implementations.",
-                         opts, 0, 0};
-    char **pos;
-    int npos;
-    cli_parse(&cmd, argc, argv, &pos, &npos);
-    if (!input || !out) {
-        fprintf(stderr, "calm forward: --input and --out are required\nTry 'calm forward --help'.\n");
-        return 2;
-    }
-    calm_blas_init(threads);
-    Runner r;
-    runner_load(&r, "calm forward", model_dir, calm_dir);
-    char *buf;
-    size_t len;
-    if (calm_read_file(input, &buf, &len) != 0) cli_fail("forward");
-    if (len + 1 > (size_t)max_context(&r)) {
-        fprintf(stderr, "calm forward: %s: %zu bytes + BOS exceed the context of %d\n", input, len, max_context(&r));
-        return 1;
-    }
-    int *ids = xmalloc((len + 2) * sizeof(int));
-    int T = (int)tok_encode(ids, (const unsigned char *)buf, len, 1, 0);
-    runner_forward(&r, ids, NULL, NULL, 1, T);
-    StWriteTensor t = {"logits", runner_logits(&r), 2, {T, runner_config(&r)->vocab_size}};
-    if (st_write_f32(out, &t, 1, NULL, NULL, 0) != 0) cli_fail("forward");
-    free(ids);
-    free(buf);
-    runner_free(&r);
-    return 0;
-}

@@ -1,0 +1,59 @@
+/* runner.c: a plain model (--model) or a composition (--calm) behind one
+ * interface for eval, generate and forward (commands.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "src/modeldir.h"
+#include "src/sample.h"
+
+void runner_load(Runner *r, const char *cmd, const char *model_dir, const char *calm_dir) {
+    memset(r, 0, sizeof *r);
+    if ((model_dir != NULL) == (calm_dir != NULL)) {
+        fprintf(stderr, "%s: give exactly one of --model DIR and --calm DIR\nTry '%s --help'.\n", cmd, cmd);
+        exit(2);
+    }
+    if (model_dir) {
+        if (model_load_dir(&r->B, model_dir) != 0) cli_fail(cmd);
+        return;
+    }
+    if (compose_load_dir(&r->comp, calm_dir, &r->A, &r->B) != 0) cli_fail(cmd);
+    r->composed = 1;
+}
+
+void runner_free(Runner *r) {
+    if (r->composed) {
+        compose_free(&r->comp);
+        model_free(&r->A);
+    }
+    model_free(&r->B);
+}
+
+const ModelConfig *runner_config(const Runner *r) { return &r->B.cfg; }
+
+float runner_forward(Runner *r, const int *tokens, const int *targets, const float *weights, int Bsz, int T) {
+    if (r->composed) return compose_forward(&r->comp, tokens, targets, weights, Bsz, T);
+    return model_forward(&r->B, tokens, targets, weights, Bsz, T, NULL, NULL);
+}
+
+const float *runner_logits(const Runner *r) { return r->B.acts.logits; }
+const float *runner_losses(const Runner *r) { return r->B.acts.losses; }
+
+long runner_generate_batch(Runner *r, GenSeq *seqs, int n, const GenOpts *o) {
+    if (r->composed) return compose_generate_batch(&r->comp, seqs, n, o);
+    return generate_batch(&r->B, seqs, n, o);
+}
+
+int runner_generate(Runner *r, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
+                    uint64_t seed, int *out) {
+    if (r->composed) return compose_generate(&r->comp, prompt, n_prompt, max_new, temperature, top_k, seed, out);
+    return generate(&r->B, prompt, n_prompt, max_new, temperature, top_k, seed, out);
+}
+
+int runner_max_context(const Runner *r) {
+    int T = r->B.cfg.max_seq_len;
+    if (r->composed && r->A.cfg.max_seq_len < T) T = r->A.cfg.max_seq_len;
+    return T;
+}

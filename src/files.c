@@ -1,0 +1,135 @@
+/* files.c: reading and atomic writing (files.h). */
+#define _GNU_SOURCE
+#include "src/files.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "src/common.h"
+
+int calm_read_file(const char *path, char **data, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return calm_error("%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return calm_error("%s: read error", path);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+static int fsync_dir_of(const char *path) {
+    char *copy = xstrdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    free(copy);
+    if (fd < 0) return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n) {
+    size_t plen = strlen(path);
+    char *tmp = xmalloc(plen + 32);
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        int r = calm_error("%s: cannot create temp file %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        return r;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *p = bufs[i];
+        size_t left = lens[i];
+        while (left > 0) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                int e = errno;
+                close(fd);
+                unlink(tmp);
+                free(tmp);
+                return calm_error("%s: write failed: %s", path, strerror(e));
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        free(tmp);
+        return calm_error("%s: fsync/close failed: %s", path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        calm_error("%s: rename from %s failed: %s", path, tmp, strerror(e));
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    fsync_dir_of(path);
+    return 0;
+}
+
+int calm_mkdirs(const char *path) {
+    char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            *s = '/';
+            int r = calm_error("%s: cannot create directory: %s", p, strerror(e));
+            free(p);
+            return r;
+        }
+        *s = '/';
+    }
+    int r = 0;
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) r = calm_error("%s: cannot create directory: %s", p, strerror(errno));
+    struct stat st;
+    if (r == 0 && (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) r = calm_error("%s: exists and is not a directory", p);
+    free(p);
+    return r;
+}
+
+char *calm_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *s = xmalloc(a + b + 2);
+    memcpy(s, dir, a);
+    size_t k = a;
+    if (a > 0 && dir[a - 1] != '/') s[k++] = '/';
+    memcpy(s + k, name, b + 1);
+    return s;
+}
+
+int calm_write_json(const char *path, const cJSON *root) {
+    char *text = cJSON_Print(root);
+    if (!text) calm_fatal("free memory", "out of memory printing %s", path);
+    const void *bufs[2] = {text, "\n"};
+    size_t lens[2] = {strlen(text), 1};
+    int r = calm_write_atomic(path, bufs, lens, 2);
+    cJSON_free(text);
+    return r;
+}

@@ -1,0 +1,26 @@
+/* files.h: reading whole files, writing atomically (temp file, fsync,
+ * rename), directories and paths. Errors follow common.h. */
+#ifndef CALM_FILES_H
+#define CALM_FILES_H
+
+#include <stddef.h>
+
+/* Read a whole file into a malloc'd buffer (NUL-terminated; *len excludes the NUL). */
+int calm_read_file(const char *path, char **data, size_t *len);
+
+/* Write n buffers back to back to path atomically: a temp file in the same
+ * directory, fsync, rename over path, fsync the directory. On failure the old
+ * file (if any) is untouched and the temp file is removed. */
+int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n);
+/* Write a cJSON document (indented, with a final newline) atomically; the
+ * caller keeps and deletes root. */
+struct cJSON;
+int calm_write_json(const char *path, const struct cJSON *root);
+
+/* mkdir -p; 0 on success or if it exists as a directory. */
+int calm_mkdirs(const char *path);
+
+/* Join dir and name into a malloc'd string. */
+char *calm_path_join(const char *dir, const char *name);
+
+#endif

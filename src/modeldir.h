@@ -1,0 +1,47 @@
+/* modeldir.h: model directories and trainer state on disk.
+ *
+ * A model directory is a plain Hugging Face model, loadable with
+ * LlamaForCausalLM.from_pretrained(dir):
+ *   dir/config.json          LlamaConfig keys (model_config_save)
+ *   dir/model.safetensors    F32 weights under HF names, __metadata__ {"format": "pt"}
+ * Optimizer state lives in its own file, CALM_TRAINER_STATE_FILE, next to (or
+ * away from) the model directory, so resuming needs nothing HF would trip on.
+ * Every file is written atomically (temp file, fsync, rename). */
+#ifndef CALM_MODELDIR_H
+#define CALM_MODELDIR_H
+
+#include <stddef.h>
+
+#include "src/model.h"
+#include "src/safetensors.h"
+
+#define CALM_CONFIG_FILE "config.json"
+#define CALM_WEIGHTS_FILE "model.safetensors"
+/* Conventional name of the trainer state file inside a checkpoint directory. */
+#define CALM_TRAINER_STATE_FILE "trainer_state.safetensors"
+
+/* Create dir (mkdir -p) and write config.json and model.safetensors. When the
+ * embeddings are tied, lm_head.weight is not written (as transformers does). */
+int model_save_dir(const Model *m, const char *dir);
+
+/* Read config.json, model_init(m, ...) and fill every parameter from
+ * model.safetensors (F32, F16, BF16 or F64). An untied config needs
+ * lm_head.weight; a tied one ignores it if present. Tensors the model does not
+ * have are ignored. On failure m is freed and -1 returned, the error naming
+ * the file and tensor. */
+int model_load_dir(Model *m, const char *dir);
+/* The same for a part (model_init_part; l1 = -1: to the last block): reads
+ * only that part's tensors. */
+int model_load_dir_part(Model *m, const char *dir, int l0, int l1, int head);
+
+/* AdamW moments as tensors "adam.m" and "adam.v" of shape [n], plus string
+ * metadata (step, seed, data position, ...). */
+int trainer_state_save(const char *path, const float *adam_m, const float *adam_v, size_t n,
+                       const char *const *keys, const char *const *values, int n_meta);
+
+/* Read both moments (each must have shape [n]). If f_out is non-NULL it
+ * receives the open file on success, for st_meta(); the caller st_close()s
+ * it. On failure nothing is left open. */
+int trainer_state_load(const char *path, float *adam_m, float *adam_v, size_t n, StFile *f_out);
+
+#endif
