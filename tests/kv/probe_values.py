@@ -20,12 +20,11 @@ that takes a value at the operand's own position (tests/kv/experiments/gen_glyph
 Usage: probe_values.py MODEL_DIR DATA_DIR [--mode augment|anchor] [--at after|last]
                       [--names NAMES_JSON]   (DATA_DIR from calm data kv)
 """
-import argparse, json, os, random, sys
+import argparse, json, random
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch_ref"))
-import llama_ref, safetensors_io  # noqa: E402
+from torch_ref import llama_ref, safetensors_io
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("--mode", default="augment")

@@ -5,12 +5,11 @@ exact match only; this puts a trained composition on the same scale as oracle_pa
 
 Usage: answer_loss.py --mB DIR [--mA DIR --calm DIR] [--limit N] FILE...
   --calm: a composition directory (calm_config.json, calm.safetensors) of mA and mB"""
-import argparse, json, os, sys
+import argparse, json, os
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import compose_ref, llama_ref, safetensors_io  # noqa: E402
+from torch_ref import compose_ref, llama_ref, safetensors_io
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--mB", required=True); ap.add_argument("--mA"); ap.add_argument("--calm")

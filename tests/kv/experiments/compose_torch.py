@@ -13,10 +13,9 @@ is what keeps the composition from the keys' values).
   /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
       --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
 """
-import argparse, json, math, os, random, re, sys, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import argparse, json, math, random, re, time
 import torch, torch.nn as nn, torch.nn.functional as Fn
-import llama_ref, safetensors_io, compose_ref
+from torch_ref import llama_ref, safetensors_io, compose_ref
 
 p = argparse.ArgumentParser()
 p.add_argument("--mA", required=True); p.add_argument("--mB", required=True)

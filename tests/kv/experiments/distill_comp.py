@@ -12,10 +12,9 @@ failure of LM-loss training is one of optimisation, not of expressiveness.
 
 Usage: distill_comp.py --mA DIR --mB DIR --glyphs GLYPHS_JSON --table TABLE_TSV --names NAMES_JSON
          --train FILE... --eval FILE... [--conn 3:0] [--steps 1500] [--lr 3e-3]"""
-import argparse, json, math, os, random, re, sys, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import argparse, json, math, random, re, time
 import torch
-import llama_ref, safetensors_io, compose_ref
+from torch_ref import llama_ref, safetensors_io, compose_ref
 
 p = argparse.ArgumentParser()
 p.add_argument("--mA", required=True); p.add_argument("--mB", required=True)

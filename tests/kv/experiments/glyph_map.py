@@ -10,10 +10,9 @@ digits of the value); both are fitted on mA-only names (every value, gen_cut.py)
 (R^2) on keys outside the composition's 20%.
 
 Usage: glyph_map.py MA_DIR MB_DIR GLYPHS_JSON NAMES_JSON TABLE_TSV"""
-import json, os, random, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import json, random, sys
 import torch, torch.nn.functional as Fn
-import llama_ref, safetensors_io
+from torch_ref import llama_ref, safetensors_io
 
 torch.set_num_threads(1)
 

@@ -19,13 +19,12 @@ the key's value, and how often it is the same value everywhere.
 
 Usage: oracle_path.py MODEL_DIR DATA_DIR GLYPHS_JSON [--block B] [--limit N] [--calm DIR --mA DIR]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl)."""
-import argparse, json, os, random, re, sys
+import argparse, json, random, re
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import compose_ref, llama_ref, safetensors_io  # noqa: E402
-from kvgen import letters  # noqa: E402
+from torch_ref import compose_ref, llama_ref, safetensors_io
+from kvgen import letters
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("glyphs")

@@ -47,13 +47,12 @@ Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON | --glyphs GLYPHS_
                      [--same-length]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl); NAMES_JSON maps values to the
   anchor's number names ({"12": "wxz", ...}), else the readable operands are digits."""
-import argparse, json, os, random, re, sys
+import argparse, json, random, re
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import llama_ref, safetensors_io  # noqa: E402
-from kvgen import letters, new_key  # noqa: E402
+from torch_ref import llama_ref, safetensors_io
+from kvgen import letters, new_key
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data")

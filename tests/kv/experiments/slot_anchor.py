@@ -14,9 +14,8 @@ beside the model (slots.safetensors) for diagnosis; the model directory is a pla
   slot_anchor.py DATA_DIR OUT_DIR [--steps N] [--block B] [--p-slot P] ...
 """
 import argparse, json, os, random, re, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
 import torch
-import llama_ref, safetensors_io
+from torch_ref import llama_ref, safetensors_io
 import trainloop
 from kvgen import word
 

@@ -6,10 +6,9 @@ steepest descent at alpha = 0 with E(v) and with E(v) - E(wrong value) (research
 
   slot_oracle.py MB_DIR DATA_DIR [--limit N] [--block B]
 """
-import argparse, json, os, random, re, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import argparse, json, random, re
 import torch, torch.nn.functional as Fn
-import llama_ref, safetensors_io
+from torch_ref import llama_ref, safetensors_io
 
 ap = argparse.ArgumentParser()
 ap.add_argument("mB"); ap.add_argument("data")
