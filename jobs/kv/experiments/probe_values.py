@@ -15,7 +15,7 @@ first and last digit are fitted on one set of prompts and scored on another:
 those names, which cover every value.
 
 --at last probes the operand's last character instead, where a composition reads mA for an anchor
-that takes a value at the operand's own position (tests/kv/experiments/gen_glyphs.py).
+that takes a value at the operand's own position (jobs/kv/experiments/gen_glyphs.py).
 
 Usage: probe_values.py MODEL_DIR DATA_DIR [--mode augment|anchor] [--at after|last]
                       [--names NAMES_JSON]   (DATA_DIR from calm data kv)

@@ -10,7 +10,7 @@ at lowercase letters and the character after each run of them, i.e. at a KV prom
 their operators, a control for whether writing elsewhere, e.g. hedging at the answer positions,
 is what keeps the composition from the keys' values).
 
-  /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
+  PYTHONPATH=tests /usr/bin/python3 jobs/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
       --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
 """
 import argparse, json, math, random, re, time
