@@ -1,6 +1,7 @@
 """torch_ref: calm's independent PyTorch reference, one package for the tests and the experiments.
 
-    llama_ref       plain-PyTorch LlamaForCausalLM written from the math (HF parameter names)
+    llama_ref       plain-PyTorch LlamaForCausalLM written from the math (HF parameter names),
+                    load_model_dir() for a model directory
     compose_ref     plain-PyTorch CALM composition of two llama_ref models (src/compose.h)
     safetensors_io  safetensors reader and writer, numpy only
 

@@ -19,18 +19,11 @@ if bool(a.mA) != bool(a.calm):
     ap.error("--mA and --calm go together")
 torch.set_num_threads(1)
 
-
-def load(d):
-    m = llama_ref.LlamaForCausalLM(llama_ref.LlamaConfig.load(d + "/config.json"))
-    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
-    return m
-
-
-model = load(a.mB)
+model = llama_ref.load_model_dir(a.mB)
 if a.calm:
     cc = json.load(open(a.calm + "/calm_config.json"))
     conn = [tuple(c) for c in cc["connections"]]
-    model = compose_ref.Composition(load(a.mA), model, conn, cc.get("heads", 0))
+    model = compose_ref.Composition(llama_ref.load_model_dir(a.mA), model, conn, cc.get("heads", 0))
     w = safetensors_io.read(a.calm + "/calm.safetensors")[0]
     with torch.no_grad():
         for name, p in model.composition_parameters():

@@ -39,12 +39,7 @@ p.add_argument("--slots", default="", help="TABLE.tsv: after training, report wh
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed); random.seed(a.seed)
 
-def load(d):
-    cfg = llama_ref.LlamaConfig.load(d + "/config.json")
-    m = llama_ref.LlamaForCausalLM(cfg)
-    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
-    return m
-mA, mB = load(a.mA), load(a.mB)
+mA, mB = llama_ref.load_model_dir(a.mA), llama_ref.load_model_dir(a.mB)
 if a.random_mA:
     mA.init_random(std=0.02)
 conn = [tuple(int(x) for x in c.split(":")) for c in a.conn.split(",")]

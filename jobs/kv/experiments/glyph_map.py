@@ -12,19 +12,11 @@ digits of the value); both are fitted on mA-only names (every value, gen_cut.py)
 Usage: glyph_map.py MA_DIR MB_DIR GLYPHS_JSON NAMES_JSON TABLE_TSV"""
 import json, random, sys
 import torch, torch.nn.functional as Fn
-from torch_ref import llama_ref, safetensors_io
+from torch_ref import llama_ref
 
 torch.set_num_threads(1)
 
-
-def load(d):
-    cfg = llama_ref.LlamaConfig.load(d + "/config.json")
-    m = llama_ref.LlamaForCausalLM(cfg)
-    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
-    return m
-
-
-mA, mB = load(sys.argv[1]), load(sys.argv[2])
+mA, mB = llama_ref.load_model_dir(sys.argv[1]), llama_ref.load_model_dir(sys.argv[2])
 glyph = json.load(open(sys.argv[3]))
 names = {k: int(v) for v, k in json.load(open(sys.argv[4])).items()}
 rows = [l.rstrip("\n").split("\t") for l in list(open(sys.argv[5]))[1:]]

@@ -35,15 +35,13 @@ if bool(args.calm) != bool(args.mA):
     ap.error("--calm and --mA go together")
 torch.set_num_threads(1)
 torch.manual_seed(0)
-cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
+m = llama_ref.load_model_dir(args.model)
+cfg = m.config
 for q in m.parameters():
     q.requires_grad_(False)
 comp = None
 if args.calm:
-    mA = llama_ref.LlamaForCausalLM(llama_ref.LlamaConfig.load(f"{args.mA}/config.json"))
-    mA.load_hf_state(safetensors_io.read(f"{args.mA}/model.safetensors")[0])
+    mA = llama_ref.load_model_dir(args.mA)
     cc = json.load(open(f"{args.calm}/calm_config.json"))
     conns = [tuple(c) for c in cc["connections"]]
     if args.block not in [b for _, b in conns]:

@@ -24,7 +24,7 @@ import argparse, json, random
 
 import torch
 
-from torch_ref import llama_ref, safetensors_io
+from torch_ref import llama_ref
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("--mode", default="augment")
@@ -33,9 +33,8 @@ ap.add_argument("--at", choices=("after", "last"), default="after")
 ap.add_argument("--names")
 args = ap.parse_args()
 torch.set_num_threads(1)
-cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
+m = llama_ref.load_model_dir(args.model)
+cfg = m.config
 rows = [line.rstrip("\n").split("\t") for line in open(f"{args.data}/table.tsv")][1:]
 val = {r[0]: int(r[1]) for r in rows}
 comp = [r[0] for r in rows if r[2] == "1"]

@@ -50,9 +50,8 @@ rows = [json.loads(l) for l in open(f"{a.data}/anchor_num_math.jsonl")]
 evals = [json.loads(l) for l in open(f"{a.data}/eval_num_math.jsonl")][:a.limit]
 
 if a.init:
-    cfg = llama_ref.LlamaConfig.load(f"{a.init}/config.json")
-    m = llama_ref.LlamaForCausalLM(cfg)
-    m.load_hf_state(safetensors_io.read(f"{a.init}/model.safetensors")[0])
+    m = llama_ref.load_model_dir(a.init)
+    cfg = m.config
 else:
     cfg = llama_ref.LlamaConfig(hidden_size=a.dim, intermediate_size=a.ffn, num_hidden_layers=a.layers,
                                 num_attention_heads=a.heads, num_key_value_heads=a.heads, max_position_embeddings=64)

@@ -16,9 +16,8 @@ ap.add_argument("--limit", type=int, default=100); ap.add_argument("--block", ty
 ap.add_argument("--base", type=float, default=0.0,
                 help="measure the descent at base * mean_v E(v) at the sites instead of at 0 (the shared part)")
 a = ap.parse_args()
-cfg = llama_ref.LlamaConfig.load(f"{a.mB}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_hf_state(safetensors_io.read(f"{a.mB}/model.safetensors")[0])
+m = llama_ref.load_model_dir(a.mB)
+cfg = m.config
 S = safetensors_io.read(f"{a.mB}/slots.safetensors")[0]
 A, B = torch.as_tensor(S["A"]), torch.as_tensor(S["B"])
 E = lambda v: A[v // 10] + B[v % 10]

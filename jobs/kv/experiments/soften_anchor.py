@@ -30,9 +30,7 @@ a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 rng = random.Random(a.seed)
-cfg = llama_ref.LlamaConfig.load(f"{a.model}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_hf_state(safetensors_io.read(f"{a.model}/model.safetensors")[0])
+m = llama_ref.load_model_dir(a.model)
 glyph_ids = set(ord(c) for c in json.load(open(a.glyphs)).values())
 rows = [json.loads(l) for l in open(a.data)]
 BOS, EOS, PAD = 256, 257, 258
