@@ -18,8 +18,8 @@ trap 'rm -f "$tmp"' EXIT
 build/calm bench --compose --steps "$steps" --threads "$threads" "$@" | tee "$tmp"
 # PyTorch twice: with calm's BLIS kernels and thread count (like for like), and
 # as Debian's torch runs out of the box (BLIS's own kernel choice, one thread).
-/usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" --modes full,frozen,compose | tee -a "$tmp"
-/usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" --blis-arch installed \
+PYTHONPATH=tests /usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" --modes full,frozen,compose | tee -a "$tmp"
+PYTHONPATH=tests /usr/bin/python3 jobs/bench_torch.py --steps "$steps" --threads "$threads" --blis-arch installed \
   --modes full,frozen,compose |
   sed 's/^torch mode=/torch_installed mode=/' | tee -a "$tmp"
 

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch speed baseline for `calm bench`: the same Llama, in float32, through
-tests/torch_ref/llama_ref.py (an independent implementation of HF's LlamaForCausalLM).
+torch_ref.llama_ref (tests/torch_ref/, an independent implementation of HF's LlamaForCausalLM).
 
-usage: /usr/bin/python3 jobs/bench_torch.py [--dim 512 --layers 8 --heads 8 --kv-heads 0
+usage: PYTHONPATH=tests /usr/bin/python3 jobs/bench_torch.py [--dim 512 --layers 8 --heads 8 --kv-heads 0
            --ffn 1408 --vocab 320 --batch 8 --seq-len 256 --steps 5 --warmup 2 --threads 0]
 
 Defaults are the benchmark config (as `calm bench`). Two modes, each timed over
@@ -32,8 +32,6 @@ import ctypes
 import os
 import sys
 import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def cpu_flags():
@@ -143,8 +141,7 @@ def main():
     blas, arch = setup_blas(a.threads, a.blis_arch)
     import torch  # after the environment is set: BLIS reads it once, at its first call
 
-    sys.path.insert(0, os.path.join(ROOT, "tests", "torch_ref"))
-    import llama_ref
+    from torch_ref import llama_ref
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -196,7 +193,7 @@ def main():
 
 def bench_compose(a, torch, llama_ref, anchor, cfg_b, tokens, targets):
     """The composition step of calm bench --compose, in PyTorch (tests/torch_ref/compose_ref.py)."""
-    import compose_ref
+    from torch_ref import compose_ref
     cfg_a = llama_ref.LlamaConfig(hidden_size=256, intermediate_size=704, num_hidden_layers=8,
                                   num_attention_heads=4, num_key_value_heads=4, head_dim=64,
                                   vocab_size=cfg_b.vocab_size, max_position_embeddings=cfg_b.max_position_embeddings)

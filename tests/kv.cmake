@@ -1,4 +1,4 @@
-# The kv-arithmetic pipeline at preset tiny (jobs/kv-arithmetic.sh).
+# The kv-arithmetic pipeline at preset tiny (jobs/kv/kv-arithmetic.sh).
 add_test(NAME kv_tiny COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kv/test_kv_tiny.sh $<TARGET_FILE:calm>
          ${CMAKE_CURRENT_BINARY_DIR}/kv-tiny)
 set_tests_properties(kv_tiny PROPERTIES TIMEOUT 900 LABELS "no_asan")

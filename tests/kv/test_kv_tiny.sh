@@ -7,7 +7,7 @@ set -euo pipefail
 calm=$1 out=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$out"
-CALM_BIN=$calm CALM_THREADS=1 "$root/jobs/kv-arithmetic.sh" --preset tiny --out "$out" >"$out.log" 2>&1 ||
+CALM_BIN=$calm CALM_THREADS=1 "$root/jobs/kv/kv-arithmetic.sh" --preset tiny --out "$out" >"$out.log" 2>&1 ||
   { tail -30 "$out.log"; exit 1; }
 /usr/bin/python3 - "$out/results.json" <<'PY'
 import json, sys

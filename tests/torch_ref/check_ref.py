@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 """Self-checks of the PyTorch reference, run as ctest torch_ref_check.
 
-usage: /usr/bin/python3 tests/torch_ref/check_ref.py
+usage: PYTHONPATH=tests /usr/bin/python3 -m torch_ref.check_ref
 
 1. Each piece against an independent formulation: RoPE against complex rotation,
    attention against per-head loops, RMSNorm and the weighted loss against their
@@ -24,10 +23,9 @@ import torch
 import torch.nn.functional as Fn
 from torch.nn.utils.stateless import functional_call
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import llama_ref as R  # noqa: E402
-import make_fixture as MF  # noqa: E402
-import safetensors_io as S  # noqa: E402
+from . import llama_ref as R
+from . import make_fixture as MF
+from . import safetensors_io as S
 
 ATOL_K, RTOL, LOSS_RTOL = MF.ATOL_K, MF.RTOL, MF.LOSS_RTOL
 

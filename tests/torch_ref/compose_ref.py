@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
 
-import llama_ref
+from . import llama_ref
 
 PARAM_SUFFIXES = ("proj.weight", "proj.bias", "q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight")
 

@@ -14,11 +14,14 @@ NKV key/value heads, HS head_dim, F intermediate_size, L layers, V vocab_size.
 """
 import json
 import math
+import os
 from dataclasses import dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as Fn
+
+from . import safetensors_io
 
 
 @dataclass
@@ -261,3 +264,10 @@ class LlamaForCausalLM(nn.Module):
                 if tuple(t.shape) != tuple(p.shape):
                     raise ValueError(f"{name}: shape {tuple(t.shape)}, model wants {tuple(p.shape)}")
                 p.copy_(t.to(p.dtype))
+
+
+def load_model_dir(path):
+    """The model of a model directory as calm and HF write it (config.json, model.safetensors)."""
+    m = LlamaForCausalLM(LlamaConfig.load(os.path.join(path, "config.json")))
+    m.load_hf_state(safetensors_io.read(os.path.join(path, "model.safetensors"))[0])
+    return m

@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 """Write a tiny random CALM composition and the reference outputs calm must reproduce.
 
-usage: /usr/bin/python3 tests/torch_ref/make_compose_fixture.py OUTDIR [--seed S]
+usage: PYTHONPATH=tests /usr/bin/python3 -m torch_ref.make_compose_fixture OUTDIR [--seed S]
 
 OUTDIR/augment/{config.json, model.safetensors}   mA: C=24, L=4, NH=NKV=2, F=40, V=320
 OUTDIR/anchor/{config.json, model.safetensors}    mB: C=32, L=4, NH=4, NKV=2, F=48, V=320
@@ -46,10 +45,7 @@ except ImportError:
     sys.exit("make_compose_fixture.py: torch not found.\nHINT: apt-get install python3-torch, and run it with "
              "/usr/bin/python3 (a pyenv/venv python does not see Debian's packages)")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import compose_ref  # noqa: E402
-import llama_ref  # noqa: E402
-import safetensors_io  # noqa: E402
+from . import compose_ref, llama_ref, safetensors_io  # noqa: E402
 
 BOS, EOS, PAD = 256, 257, 258
 CONNECTIONS = [[1, 0], [3, 3]]

@@ -1,7 +1,6 @@
-#!/usr/bin/python3
 """Write a tiny random Llama checkpoint and the reference outputs calm must reproduce.
 
-usage: /usr/bin/python3 tests/torch_ref/make_fixture.py OUTDIR [--tied] [--gqa] [--seed S]
+usage: PYTHONPATH=tests /usr/bin/python3 -m torch_ref.make_fixture OUTDIR [--tied] [--gqa] [--seed S]
 
 OUTDIR/model/config.json        HF LlamaConfig ("model_type": "llama")
 OUTDIR/model/model.safetensors  F32 weights, HF tensor names (no lm_head.weight when tied)
@@ -49,9 +48,7 @@ except ImportError:
     sys.exit("make_fixture.py: torch not found.\nHINT: apt-get install python3-torch, and run it with "
              "/usr/bin/python3 (a pyenv/venv python does not see Debian's packages)")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import llama_ref  # noqa: E402
-import safetensors_io  # noqa: E402
+from . import llama_ref, safetensors_io  # noqa: E402
 
 BOS, EOS, PAD = 256, 257, 258
 

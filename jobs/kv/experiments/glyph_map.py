@@ -10,22 +10,13 @@ digits of the value); both are fitted on mA-only names (every value, gen_cut.py)
 (R^2) on keys outside the composition's 20%.
 
 Usage: glyph_map.py MA_DIR MB_DIR GLYPHS_JSON NAMES_JSON TABLE_TSV"""
-import json, os, random, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import json, random, sys
 import torch, torch.nn.functional as Fn
-import llama_ref, safetensors_io
+from torch_ref import llama_ref
 
 torch.set_num_threads(1)
 
-
-def load(d):
-    cfg = llama_ref.LlamaConfig.load(d + "/config.json")
-    m = llama_ref.LlamaForCausalLM(cfg)
-    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
-    return m
-
-
-mA, mB = load(sys.argv[1]), load(sys.argv[2])
+mA, mB = llama_ref.load_model_dir(sys.argv[1]), llama_ref.load_model_dir(sys.argv[2])
 glyph = json.load(open(sys.argv[3]))
 names = {k: int(v) for v, k in json.load(open(sys.argv[4])).items()}
 rows = [l.rstrip("\n").split("\t") for l in list(open(sys.argv[5]))[1:]]

@@ -15,17 +15,16 @@ first and last digit are fitted on one set of prompts and scored on another:
 those names, which cover every value.
 
 --at last probes the operand's last character instead, where a composition reads mA for an anchor
-that takes a value at the operand's own position (tests/kv/experiments/gen_glyphs.py).
+that takes a value at the operand's own position (jobs/kv/experiments/gen_glyphs.py).
 
 Usage: probe_values.py MODEL_DIR DATA_DIR [--mode augment|anchor] [--at after|last]
                       [--names NAMES_JSON]   (DATA_DIR from calm data kv)
 """
-import argparse, json, os, random, sys
+import argparse, json, random
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch_ref"))
-import llama_ref, safetensors_io  # noqa: E402
+from torch_ref import llama_ref
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("--mode", default="augment")
@@ -34,9 +33,8 @@ ap.add_argument("--at", choices=("after", "last"), default="after")
 ap.add_argument("--names")
 args = ap.parse_args()
 torch.set_num_threads(1)
-cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
+m = llama_ref.load_model_dir(args.model)
+cfg = m.config
 rows = [line.rstrip("\n").split("\t") for line in open(f"{args.data}/table.tsv")][1:]
 val = {r[0]: int(r[1]) for r in rows}
 comp = [r[0] for r in rows if r[2] == "1"]

@@ -47,13 +47,12 @@ Usage: patch_anchor.py MODEL_DIR DATA_DIR [--names NAMES_JSON | --glyphs GLYPHS_
                      [--same-length]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl); NAMES_JSON maps values to the
   anchor's number names ({"12": "wxz", ...}), else the readable operands are digits."""
-import argparse, json, os, random, re, sys
+import argparse, json, random, re
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import llama_ref, safetensors_io  # noqa: E402
-from kvgen import letters, new_key  # noqa: E402
+from torch_ref import llama_ref
+from kvgen import letters, new_key
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data")
@@ -70,9 +69,8 @@ if args.same_length and args.context >= 0:
 if args.value_first and args.context < 0:
     ap.error("--value-first needs --context")
 torch.set_num_threads(1)
-cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
+m = llama_ref.load_model_dir(args.model)
+cfg = m.config
 val = {r[0]: int(r[1]) for r in (l.rstrip("\n").split("\t") for l in list(open(f"{args.data}/table.tsv"))[1:])}
 names = json.load(open(args.names)) if args.names else None
 glyphs = json.load(open(args.glyphs)) if args.glyphs else None

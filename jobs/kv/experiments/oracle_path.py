@@ -19,13 +19,12 @@ the key's value, and how often it is the same value everywhere.
 
 Usage: oracle_path.py MODEL_DIR DATA_DIR GLYPHS_JSON [--block B] [--limit N] [--calm DIR --mA DIR]
   DATA_DIR from `calm data kv` (table.tsv, eval_kv_math.jsonl)."""
-import argparse, json, os, random, re, sys
+import argparse, json, random, re
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import compose_ref, llama_ref, safetensors_io  # noqa: E402
-from kvgen import letters  # noqa: E402
+from torch_ref import compose_ref, llama_ref, safetensors_io
+from kvgen import letters
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("glyphs")
@@ -36,15 +35,13 @@ if bool(args.calm) != bool(args.mA):
     ap.error("--calm and --mA go together")
 torch.set_num_threads(1)
 torch.manual_seed(0)
-cfg = llama_ref.LlamaConfig.load(f"{args.model}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_state_dict({k: torch.as_tensor(v) for k, v in safetensors_io.read(f"{args.model}/model.safetensors")[0].items()})
+m = llama_ref.load_model_dir(args.model)
+cfg = m.config
 for q in m.parameters():
     q.requires_grad_(False)
 comp = None
 if args.calm:
-    mA = llama_ref.LlamaForCausalLM(llama_ref.LlamaConfig.load(f"{args.mA}/config.json"))
-    mA.load_hf_state(safetensors_io.read(f"{args.mA}/model.safetensors")[0])
+    mA = llama_ref.load_model_dir(args.mA)
     cc = json.load(open(f"{args.calm}/calm_config.json"))
     conns = [tuple(c) for c in cc["connections"]]
     if args.block not in [b for _, b in conns]:

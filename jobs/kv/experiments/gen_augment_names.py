@@ -7,29 +7,10 @@ mB cannot read the names, mA holds their values, so the composition must learn t
 values into mB over the whole value range.
 Usage: gen_augment_names.py TABLE_TSV ANCHOR_NAMES_JSON OUT_DIR [N_COMPOSE (default 3000)]"""
 import json, random, sys
-from kvgen import fresh_names, lookup_row, math_row, named_expression
+from kvgen import fresh_names, write_name_sets
 table_path, anchor_names, out = sys.argv[1], sys.argv[2], sys.argv[3]
 n_compose = int(sys.argv[4]) if len(sys.argv) > 4 else 3000
 rng = random.Random(4)
 names = fresh_names(rng, set(l.split("\t")[0] for l in open(table_path)) |
                     set(json.load(open(anchor_names)).values()))
-def expr(p_name):
-    ts, vs, ops, r = named_expression(rng, names, p_name)
-    if all(t.isdigit() for t in ts):
-        i = rng.randrange(3); ts[i] = names[vs[i]]
-    return ts, vs, ops, r
-with open(out + "/augment_names_lookup.jsonl", "w") as f:
-    for _ in range(20000):
-        ts, vs, ops, r = expr(0.7)
-        f.write(lookup_row(rng, ts, vs, ops))
-seen = set()
-for name, n in (("eval_name_math", 300), ("compose_name_math", n_compose)):
-    with open(f"{out}/{name}.jsonl", "w") as f:
-        made = 0
-        while made < n:
-            ts, vs, ops, r = expr(0.7)
-            line = math_row(ts, ops, r)
-            if line in seen: continue
-            seen.add(line); made += 1
-            f.write(line)
-json.dump(names, open(out + "/augment_names.json", "w"))
+write_name_sets(rng, names, out, n_compose)

@@ -12,12 +12,12 @@ its strength should let the answer loss lead a composition toward the full term.
 
 Usage: soften_anchor.py MODEL_DIR ANCHOR_JSONL GLYPHS_JSON OUT_DIR [--steps N] [--p P]
   writes OUT_DIR/config.json (copied) and OUT_DIR/model.safetensors"""
-import argparse, json, os, random, shutil, sys
+import argparse, json, os, random, shutil
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import llama_ref, safetensors_io, trainloop  # noqa: E402
+from torch_ref import llama_ref, safetensors_io
+import trainloop
 
 ap = argparse.ArgumentParser()
 ap.add_argument("model"); ap.add_argument("data"); ap.add_argument("glyphs"); ap.add_argument("out")
@@ -30,9 +30,7 @@ a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
 rng = random.Random(a.seed)
-cfg = llama_ref.LlamaConfig.load(f"{a.model}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_hf_state(safetensors_io.read(f"{a.model}/model.safetensors")[0])
+m = llama_ref.load_model_dir(a.model)
 glyph_ids = set(ord(c) for c in json.load(open(a.glyphs)).values())
 rows = [json.loads(l) for l in open(a.data)]
 BOS, EOS, PAD = 256, 257, 258

@@ -12,10 +12,9 @@ failure of LM-loss training is one of optimisation, not of expressiveness.
 
 Usage: distill_comp.py --mA DIR --mB DIR --glyphs GLYPHS_JSON --table TABLE_TSV --names NAMES_JSON
          --train FILE... --eval FILE... [--conn 3:0] [--steps 1500] [--lr 3e-3]"""
-import argparse, json, math, os, random, re, sys, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import argparse, json, math, random, re, time
 import torch
-import llama_ref, safetensors_io, compose_ref
+from torch_ref import llama_ref, compose_ref
 
 p = argparse.ArgumentParser()
 p.add_argument("--mA", required=True); p.add_argument("--mB", required=True)
@@ -29,15 +28,7 @@ p.add_argument("--sites", action="store_true", help="match only each key's last 
 a = p.parse_args()
 torch.set_num_threads(1); torch.manual_seed(21); random.seed(21)
 
-
-def load(d):
-    cfg = llama_ref.LlamaConfig.load(d + "/config.json")
-    m = llama_ref.LlamaForCausalLM(cfg)
-    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
-    return m
-
-
-mA, mB = load(a.mA), load(a.mB)
+mA, mB = llama_ref.load_model_dir(a.mA), llama_ref.load_model_dir(a.mB)
 ca, cb = (int(x) for x in a.conn.split(":"))
 comp = compose_ref.Composition(mA, mB, [(ca, cb)])
 comp.init_random()

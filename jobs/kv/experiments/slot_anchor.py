@@ -14,9 +14,8 @@ beside the model (slots.safetensors) for diagnosis; the model directory is a pla
   slot_anchor.py DATA_DIR OUT_DIR [--steps N] [--block B] [--p-slot P] ...
 """
 import argparse, json, os, random, re, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
 import torch
-import llama_ref, safetensors_io
+from torch_ref import llama_ref, safetensors_io
 import trainloop
 from kvgen import word
 
@@ -51,9 +50,8 @@ rows = [json.loads(l) for l in open(f"{a.data}/anchor_num_math.jsonl")]
 evals = [json.loads(l) for l in open(f"{a.data}/eval_num_math.jsonl")][:a.limit]
 
 if a.init:
-    cfg = llama_ref.LlamaConfig.load(f"{a.init}/config.json")
-    m = llama_ref.LlamaForCausalLM(cfg)
-    m.load_hf_state(safetensors_io.read(f"{a.init}/model.safetensors")[0])
+    m = llama_ref.load_model_dir(a.init)
+    cfg = m.config
 else:
     cfg = llama_ref.LlamaConfig(hidden_size=a.dim, intermediate_size=a.ffn, num_hidden_layers=a.layers,
                                 num_attention_heads=a.heads, num_key_value_heads=a.heads, max_position_embeddings=64)

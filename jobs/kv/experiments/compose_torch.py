@@ -10,13 +10,12 @@ at lowercase letters and the character after each run of them, i.e. at a KV prom
 their operators, a control for whether writing elsewhere, e.g. hedging at the answer positions,
 is what keeps the composition from the keys' values).
 
-  /usr/bin/python3 tests/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
+  PYTHONPATH=tests /usr/bin/python3 jobs/kv/experiments/compose_torch.py --mA runs/kv-small/mA --mB runs/kv-small/mB \
       --train D/compose_kv_math.jsonl D/compose_num_math.jsonl --eval D/eval_kv_math.jsonl
 """
-import argparse, json, math, os, random, re, sys, time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import argparse, json, math, random, re, time
 import torch, torch.nn as nn, torch.nn.functional as Fn
-import llama_ref, safetensors_io, compose_ref
+from torch_ref import llama_ref, safetensors_io, compose_ref
 
 p = argparse.ArgumentParser()
 p.add_argument("--mA", required=True); p.add_argument("--mB", required=True)
@@ -40,12 +39,7 @@ p.add_argument("--slots", default="", help="TABLE.tsv: after training, report wh
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed); random.seed(a.seed)
 
-def load(d):
-    cfg = llama_ref.LlamaConfig.load(d + "/config.json")
-    m = llama_ref.LlamaForCausalLM(cfg)
-    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
-    return m
-mA, mB = load(a.mA), load(a.mB)
+mA, mB = llama_ref.load_model_dir(a.mA), llama_ref.load_model_dir(a.mB)
 if a.random_mA:
     mA.init_random(std=0.02)
 conn = [tuple(int(x) for x in c.split(":")) for c in a.conn.split(",")]

@@ -5,12 +5,11 @@ exact match only; this puts a trained composition on the same scale as oracle_pa
 
 Usage: answer_loss.py --mB DIR [--mA DIR --calm DIR] [--limit N] FILE...
   --calm: a composition directory (calm_config.json, calm.safetensors) of mA and mB"""
-import argparse, json, os, sys
+import argparse, json, os
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
-import compose_ref, llama_ref, safetensors_io  # noqa: E402
+from torch_ref import compose_ref, llama_ref, safetensors_io
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--mB", required=True); ap.add_argument("--mA"); ap.add_argument("--calm")
@@ -20,18 +19,11 @@ if bool(a.mA) != bool(a.calm):
     ap.error("--mA and --calm go together")
 torch.set_num_threads(1)
 
-
-def load(d):
-    m = llama_ref.LlamaForCausalLM(llama_ref.LlamaConfig.load(d + "/config.json"))
-    m.load_hf_state(safetensors_io.read(d + "/model.safetensors")[0])
-    return m
-
-
-model = load(a.mB)
+model = llama_ref.load_model_dir(a.mB)
 if a.calm:
     cc = json.load(open(a.calm + "/calm_config.json"))
     conn = [tuple(c) for c in cc["connections"]]
-    model = compose_ref.Composition(load(a.mA), model, conn, cc.get("heads", 0))
+    model = compose_ref.Composition(llama_ref.load_model_dir(a.mA), model, conn, cc.get("heads", 0))
     w = safetensors_io.read(a.calm + "/calm.safetensors")[0]
     with torch.no_grad():
         for name, p in model.composition_parameters():

@@ -77,3 +77,32 @@ def lookup_row(rng, ts, vs, ops):
     p = "".join(ts[j] + (ops[j] if j < 2 else "=") for j in range(upto))
     t = str(vs[upto - 1]); t = t[::-1] if rng.random() < 0.5 else t
     return row(p, t)
+
+
+def write_name_sets(rng, names, out, n_compose):
+    """The sets of a composition over number names that only mA knows, written to the folder out:
+    augment_names_lookup.jsonl  20000 lookups of the names for mA (lookup_row)
+    eval_name_math.jsonl        300 NAME-MATH expressions, then
+    compose_name_math.jsonl     n_compose more, none repeating an earlier one
+    augment_names.json          the names, {value: name}
+    Operands are names with probability 0.7, and every expression holds at least one name."""
+    def expr():
+        ts, vs, ops, r = named_expression(rng, names, 0.7)
+        if all(t.isdigit() for t in ts):
+            i = rng.randrange(3); ts[i] = names[vs[i]]
+        return ts, vs, ops, r
+    with open(out + "/augment_names_lookup.jsonl", "w") as f:
+        for _ in range(20000):
+            ts, vs, ops, r = expr()
+            f.write(lookup_row(rng, ts, vs, ops))
+    seen = set()
+    for name, n in (("eval_name_math", 300), ("compose_name_math", n_compose)):
+        with open(f"{out}/{name}.jsonl", "w") as f:
+            made = 0
+            while made < n:
+                ts, vs, ops, r = expr()
+                line = math_row(ts, ops, r)
+                if line in seen: continue
+                seen.add(line); made += 1
+                f.write(line)
+    json.dump(names, open(out + "/augment_names.json", "w"))

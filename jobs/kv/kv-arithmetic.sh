@@ -10,20 +10,20 @@
 #      NUM-MATH and KV-MATH (KV sets use only keys outside the 20%)
 # Output: runs/kv-<preset>/results.json and results.md.
 #
-# Usage: jobs/kv-arithmetic.sh [--preset tiny|quick|small|paper] [--out DIR] [--threads N]
+# Usage: jobs/kv/kv-arithmetic.sh [--preset tiny|quick|small|paper] [--out DIR] [--threads N]
 #                              [--pipeline S:A:M] [--resume N]
 #   --pipeline S:A:M  run the compositions on S+A local MPI ranks: the anchor in S
 #                     pipeline stages, A augment ranks, M micro-batches per step
 #   --resume N        checkpoint every training every N steps and continue each from
-#                     its newest checkpoint (jobs/kv-arithmetic.sbatch); USR1 stops
+#                     its newest checkpoint (jobs/kv/kv-arithmetic.sbatch); USR1 stops
 #                     the running training with a checkpoint and exits 75
 #   tiny   under a minute: checks the pipeline (CI runs it); accuracies mean nothing
 #   quick  a few minutes (jobs/quickstart.sh)
 #   small  the reference run for this 2-core machine (docs/kv-arithmetic.md)
 #   paper  larger models and data, closer to the paper's scale (hours)
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-preset=tiny out="" threads=${CALM_THREADS:-0} conn="" pipeline="" resume="" cmdline="jobs/kv-arithmetic.sh $*"
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+preset=tiny out="" threads=${CALM_THREADS:-0} conn="" pipeline="" resume="" cmdline="jobs/kv/kv-arithmetic.sh $*"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --preset) preset=$2; shift 2 ;;

@@ -6,10 +6,9 @@ steepest descent at alpha = 0 with E(v) and with E(v) - E(wrong value) (research
 
   slot_oracle.py MB_DIR DATA_DIR [--limit N] [--block B]
 """
-import argparse, json, os, random, re, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "torch_ref"))
+import argparse, json, random, re
 import torch, torch.nn.functional as Fn
-import llama_ref, safetensors_io
+from torch_ref import llama_ref, safetensors_io
 
 ap = argparse.ArgumentParser()
 ap.add_argument("mB"); ap.add_argument("data")
@@ -17,9 +16,8 @@ ap.add_argument("--limit", type=int, default=100); ap.add_argument("--block", ty
 ap.add_argument("--base", type=float, default=0.0,
                 help="measure the descent at base * mean_v E(v) at the sites instead of at 0 (the shared part)")
 a = ap.parse_args()
-cfg = llama_ref.LlamaConfig.load(f"{a.mB}/config.json")
-m = llama_ref.LlamaForCausalLM(cfg)
-m.load_hf_state(safetensors_io.read(f"{a.mB}/model.safetensors")[0])
+m = llama_ref.load_model_dir(a.mB)
+cfg = m.config
 S = safetensors_io.read(f"{a.mB}/slots.safetensors")[0]
 A, B = torch.as_tensor(S["A"]), torch.as_tensor(S["B"])
 E = lambda v: A[v // 10] + B[v % 10]

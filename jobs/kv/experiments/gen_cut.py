@@ -10,8 +10,8 @@ there, not only at the character after it (where KV-LOOKUP teaches it). Writes:
   augment_names.json       the names: a random 2-6 letter name for every value 0-49, no key or
                            name a prefix of another, so the last letter ends it unambiguously
 Usage: gen_cut.py TABLE_TSV OUT_DIR [N_CUT N_COMPOSE]"""
-import json, random, sys
-from kvgen import lookup_row, math_row, named_expression, row, word
+import random, sys
+from kvgen import row, word, write_name_sets
 table_path, out = sys.argv[1], sys.argv[2]
 n_cut, n_compose = (int(a) for a in (sys.argv[3:5] if len(sys.argv) >= 5 else (30000, 3000)))
 rng = random.Random(6)
@@ -38,23 +38,4 @@ with open(out + "/augment_cut.jsonl", "w") as f:
         p = "".join(ts[i] + ops[i] for i in range(j)) + ts[j]
         t = str(value[ts[j]]); t = t[::-1] if rng.random() < 0.5 else t
         f.write(row(p, t))
-def expr(p_name):
-    ts, vs, ops, r = named_expression(rng, names, p_name)
-    if all(t.isdigit() for t in ts):
-        i = rng.randrange(3); ts[i] = names[vs[i]]
-    return ts, vs, ops, r
-with open(out + "/augment_names_lookup.jsonl", "w") as f:
-    for _ in range(20000):
-        ts, vs, ops, r = expr(0.7)
-        f.write(lookup_row(rng, ts, vs, ops))
-seen = set()
-for name, n in (("eval_name_math", 300), ("compose_name_math", n_compose)):
-    with open(f"{out}/{name}.jsonl", "w") as f:
-        made = 0
-        while made < n:
-            ts, vs, ops, r = expr(0.7)
-            line = math_row(ts, ops, r)
-            if line in seen: continue
-            seen.add(line); made += 1
-            f.write(line)
-json.dump(names, open(out + "/augment_names.json", "w"))
+write_name_sets(rng, names, out, n_compose)
