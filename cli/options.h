@@ -52,6 +52,30 @@ void cli_usage(const Command *cmd, FILE *out);
 /* Print "COMMAND: MESSAGE" and a pointer to --help on stderr; returns 2. */
 int cli_usage_error(const Command *cmd, const char *fmt, ...) CALM_PRINTF(2, 3);
 
+/* A command with commands of its own: calm, calm shard, calm data. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] = name; returns the exit status */
+    const char *help;
+    int distributed; /* calm's own: meaningful under mpirun with more than one rank */
+} Subcommand;
+
+typedef struct {
+    const char *command; /* "calm shard" */
+    const char *about;   /* one line */
+    const Subcommand *subs;
+    int n;
+} CommandGroup;
+
+/* The subcommand argv[1] names, or NULL when there is none to run: after
+ * --help (usage on stdout, *status 0) or a missing or unknown name (usage
+ * on stderr, *status 2). */
+const Subcommand *cli_subcommand(const CommandGroup *g, int argc, char **argv, int *status);
+
+/* PREFIX ARGV... as a shell would take it back (quoted where needed), for
+ * the record a command writes of how it was run; malloc'd. */
+char *cli_command_line(const char *prefix, int argc, char **argv);
+
 /* A library error (calm_last_error()) as "calm: WHAT: MESSAGE" on stderr;
  * cli_error returns 1, cli_fail exits 1. */
 int cli_error(const char *what);

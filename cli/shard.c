@@ -140,31 +140,6 @@ static int build_dir(BuildCtx *c, const char *dir) {
     return rc;
 }
 
-/* The command line as a shell would take it back, for meta's created_by. */
-static char *join_command(int argc, char **argv) {
-    size_t cap = 64;
-    for (int i = 0; i < argc; i++) cap += strlen(argv[i]) * 4 + 3;
-    char *s = xmalloc(cap), *p = s;
-    memcpy(p, "calm shard", 10);
-    p += 10;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int plain = *a != 0;
-        for (const char *q = a; *q && plain; q++)
-            plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *q) != NULL;
-        *p++ = ' ';
-        if (plain) {
-            p += sprintf(p, "%s", a);
-            continue;
-        }
-        *p++ = '\'';
-        for (const char *q = a; *q; q++) p += *q == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *q);
-        *p++ = '\'';
-    }
-    *p = 0;
-    return s;
-}
-
 typedef struct {
     const char *out, *lang, *format, *docs;
     int seq_len, vocab, batch, quiet;
@@ -260,7 +235,7 @@ static int shard_build(int argc, char **argv) {
         "  DIR             one file per language: the language is the file name up to its first dot\n"
         "                  (de.txt, sw.jsonl); files are read in name order",
         opts, 1, -1};
-    char *command = join_command(argc, argv); /* before parsing reorders argv */
+    char *command = cli_command_line("calm shard", argc, argv); /* before parsing reorders argv */
     char **inputs;
     int n_inputs, rc = cli_parse_args(&cmd, argc, argv, &inputs, &n_inputs);
     if (rc == 0 && (rc = check_build_args(&cmd, &a)) == 0) {
@@ -493,38 +468,17 @@ static int shard_bench(int argc, char **argv) {
 
 /* ---- dispatch ------------------------------------------------------------- */
 
-static const struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *help;
-} shard_commands[] = {
-    {"build", shard_build, "tokenize text / JSON Lines / per-language directories into a store"},
-    {"info", shard_info, "format, languages and counts of a store"},
-    {"verify", shard_verify, "check every record's checksum; report the first bad key"},
-    {"bench", shard_bench, "batch assembly throughput (tokens/s)"},
+static const Subcommand shard_commands[] = {
+    {"build", shard_build, "tokenize text / JSON Lines / per-language directories into a store", 0},
+    {"info", shard_info, "format, languages and counts of a store", 0},
+    {"verify", shard_verify, "check every record's checksum; report the first bad key", 0},
+    {"bench", shard_bench, "batch assembly throughput (tokens/s)", 0},
 };
 
-static void shard_usage(FILE *out) {
-    fprintf(out, "usage: calm shard COMMAND [options]\n\nTokenized training data in LMDB stores (docs/shards.md).\n\n"
-                 "commands:\n");
-    for (size_t i = 0; i < sizeof shard_commands / sizeof *shard_commands; i++)
-        fprintf(out, "  %-10s %s\n", shard_commands[i].name, shard_commands[i].help);
-    fprintf(out, "\n'calm shard COMMAND --help' describes each command.\n");
-}
-
 int cmd_shard(int argc, char **argv) {
-    if (argc < 2) {
-        shard_usage(stderr);
-        return 2;
-    }
-    const char *name = argv[1];
-    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
-        shard_usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof shard_commands / sizeof *shard_commands; i++)
-        if (strcmp(name, shard_commands[i].name) == 0) return shard_commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "calm shard: unknown command '%s'\n\n", name);
-    shard_usage(stderr);
-    return 2;
+    const CommandGroup g = {"calm shard", "Tokenized training data in LMDB stores (docs/shards.md).", shard_commands,
+                            (int)(sizeof shard_commands / sizeof *shard_commands)};
+    int status;
+    const Subcommand *s = cli_subcommand(&g, argc, argv, &status);
+    return s ? s->run(argc - 1, argv + 1) : status;
 }

@@ -26,35 +26,12 @@
 # Environment: CALM_BIN (default build/calm), CALM_THREADS, CALM_DATA_CACHE.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-preset=tiny out="" threads=${CALM_THREADS:-0} pipeline="" resume="" cmdline="jobs/ntl.sh $*"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --preset) preset=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --pipeline) pipeline=$2; shift 2 ;;
-    --resume) resume=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
-    *) echo "ntl.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
+job=ntl.sh cmdline="jobs/ntl.sh $*"
+. "$root/jobs/lib.sh"
+job_args "$@"
+job_launch
 out=${out:-$root/runs/ntl-$preset}
 calm=${CALM_BIN:-$root/build/calm}
-ntl_stop=0
-trap 'ntl_stop=1' USR1
-next() { [[ $ntl_stop -eq 0 ]] || { echo "ntl.sh: stopped by a signal" >&2; exit 75; }; }
-ckpt=()
-[[ -n $resume ]] && ckpt=(--checkpoint-every "$resume" --resume auto)
-launch=() pipe=()
-if [[ -n $pipeline ]]; then
-  IFS=: read -r pS pA pM <<<"$pipeline"
-  [[ $pS =~ ^[0-9]+$ && $pA =~ ^[0-9]+$ && ${pM:-4} =~ ^[0-9]+$ ]] ||
-    { echo "ntl.sh: --pipeline '$pipeline': expected S:A:M, e.g. 2:1:4" >&2; exit 2; }
-  launch=(mpirun -np $((pS + pA)))
-  [[ $(id -u) -eq 0 ]] && launch+=(--allow-run-as-root)
-  (( pS + pA > $(nproc) )) && launch+=(--oversubscribe)
-  pipe=(--anchor-stages "$pS" --augment-ranks "$pA" --micro-batches "${pM:-4}")
-fi
 
 # Per preset: data options; mB and mA shapes; steps of mB, mA, the
 # compositions; batch; learning rates; connections; evaluation sizes.
@@ -108,12 +85,12 @@ fi
 stage data
 
 common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 "${ckpt[@]}")
-next
+job_next
 log "mB: the anchor, H text and H->En pairs ($steps_b steps)"
 "$calm" train --out "$out/mB" --data "$out/data/stores/anchor" "${B[@]}" --steps "$steps_b" --lr "$lr" --alpha "$alpha_b" \
   --warmup $((steps_b / 20 + 1)) --weight-decay 0.01 --seed 12 --log "$out/mB.jsonl" "${common[@]}"
 stage mB
-next
+job_next
 log "mA: the augmenting model, the text of every language ($steps_a steps)"
 "$calm" train --out "$out/mA" --data "$out/data/stores/ntl" "${A[@]}" --steps "$steps_a" --lr "$lr" --alpha "$alpha_a" \
   --warmup $((steps_a / 20 + 1)) --weight-decay 0.01 --seed 11 --log "$out/mA.jsonl" "${common[@]}"
@@ -122,7 +99,7 @@ quiet "$out/mA_random.log" "$calm" train --out "$out/mA_random" --data "$out/dat
   --seed 13 "${common[@]}"
 
 compose() { # compose NAME AUGMENT
-  next
+  job_next
   log "$1: composition on DC ($steps_c steps)${pipeline:+ on local MPI ranks, S:A:M = $pipeline}"
   "${launch[@]}" "$calm" compose "${pipe[@]}" --anchor "$out/mB" --augment "$2" --out "$out/$1" \
     --data "$out/data/stores/dc" --steps "$steps_c" --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 --alpha "$alpha_c" \
@@ -133,7 +110,7 @@ stage calm
 compose calm_random_mA "$out/mA_random"
 stage calm_random_mA
 
-next
+job_next
 # mB^NTL: mB fine-tuned on the NTL text with the tokens mA was trained on
 steps_ntl=$(( steps_a ))
 log "mB_ntl: mB fine-tuned on the NTL text ($steps_ntl steps, mA's token budget)"
@@ -141,7 +118,7 @@ log "mB_ntl: mB fine-tuned on the NTL text ($steps_ntl steps, mA's token budget)
   --warmup $((steps_ntl / 20 + 1)) --weight-decay 0.01 --seed 14 --log "$out/mB_ntl.jsonl" "${common[@]}"
 stage mB_ntl
 
-next
+job_next
 log "evaluation: bits per byte on held-out text, XX->En chrF on held-out verses"
 for m in mA mB calm calm_random_mA mB_ntl; do
   which=(--model "$out/$m")

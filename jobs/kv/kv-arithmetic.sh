@@ -18,43 +18,17 @@
 #                     its newest checkpoint (jobs/kv/kv-arithmetic.sbatch); USR1 stops
 #                     the running training with a checkpoint and exits 75
 #   tiny   under a minute: checks the pipeline (CI runs it); accuracies mean nothing
-#   quick  a few minutes (jobs/quickstart.sh)
+#   quick  a few minutes
 #   small  the reference run for this 2-core machine (docs/kv-arithmetic.md)
 #   paper  larger models and data, closer to the paper's scale (hours)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-preset=tiny out="" threads=${CALM_THREADS:-0} conn="" pipeline="" resume="" cmdline="jobs/kv/kv-arithmetic.sh $*"
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --preset) preset=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --pipeline) pipeline=$2; shift 2 ;;
-    --resume) resume=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "kv-arithmetic.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-  esac
-done
+job=kv-arithmetic.sh cmdline="jobs/kv/kv-arithmetic.sh $*" conn=""
+. "$root/jobs/lib.sh"
+job_args "$@"
+job_launch
 out=${out:-$root/runs/kv-$preset}
 calm=${CALM_BIN:-$root/build/calm}
-# Stopping (kv-arithmetic.sbatch sends USR1 to the whole process group): the
-# running calm checkpoints and exits 75, which ends this script with 75; a
-# signal between trainings ends it before the next one starts.
-kv_stop=0
-trap 'kv_stop=1' USR1
-next() { [[ $kv_stop -eq 0 ]] || { echo "kv-arithmetic.sh: stopped by a signal" >&2; exit 75; }; }
-ckpt=()
-[[ -n $resume ]] && ckpt=(--checkpoint-every "$resume" --resume auto)
-launch=() pipe=()
-if [[ -n $pipeline ]]; then
-  IFS=: read -r pS pA pM <<<"$pipeline"
-  [[ $pS =~ ^[0-9]+$ && $pA =~ ^[0-9]+$ && ${pM:-4} =~ ^[0-9]+$ ]] ||
-    { echo "kv-arithmetic.sh: --pipeline '$pipeline': expected S:A:M, e.g. 2:1:4" >&2; exit 2; }
-  launch=(mpirun -np $((pS + pA)))
-  [[ $(id -u) -eq 0 ]] && launch+=(--allow-run-as-root)
-  (( pS + pA > $(nproc) )) && launch+=(--oversubscribe)
-  pipe=(--anchor-stages "$pS" --augment-ranks "$pA" --micro-batches "${pM:-4}")
-fi
 
 case "$preset" in
   tiny)  # data: keys values operands ops; sizes; steps; batches; eval size
@@ -62,7 +36,7 @@ case "$preset" in
           --lookup-numbers 0.3 --lookup-reversed 0.5 --anchor-examples 2000 --compose-examples 400 --compose-num-math 400 --eval-examples 40)
     A=(--dim 64 --layers 4 --heads 4); B=(--dim 64 --layers 4 --heads 4)
     steps_a=60 steps_b=60 steps_c=40 batch=16 lr=3e-3 clr=1e-3 conn=3:0,3:1,3:2 ;;
-  quick) # jobs/quickstart.sh: a few minutes, enough to see the composition learn
+  quick) # a few minutes, enough to see the composition learn
     data=(--keys 40 --values 0:99 --operands 3:3 --ops "+-" --augment-examples 4000 --lookup-examples 4000
           --lookup-numbers 0.3 --lookup-reversed 0.5 --anchor-examples 6000 --compose-examples 1000 --compose-num-math 1000
           --eval-examples 100)
@@ -114,20 +88,20 @@ store compose_kv_math compose_kv_math compose_num_math
 store compose_kv_subs compose_kv_subs compose_num_math
 
 common=(--seq-len "$seq" --batch "$batch" --threads "$threads" --log-every 50 --weight-decay 0.01 "${ckpt[@]}")
-next
+job_next
 log "mA: KV-SUBS ($steps_a steps)"
 "$calm" train --out "$out/mA" --data "$out/stores/augment_kv_subs" "${A[@]}" --steps "$steps_a" --lr "$lr" \
   --warmup $((steps_a / 20 + 1)) --seed 11 --log "$out/mA.jsonl" "${common[@]}"
-next
+job_next
 log "mB: NUM-MATH ($steps_b steps)"
 "$calm" train --out "$out/mB" --data "$out/stores/anchor_num_math" "${B[@]}" --steps "$steps_b" --lr "$lr" \
   --warmup $((steps_b / 20 + 1)) --seed 12 --log "$out/mB.jsonl" "${common[@]}"
-next
+job_next
 log "random mA (ablation)"
 "$calm" train --out "$out/mA_random" --data "$out/stores/augment_kv_subs" "${A[@]}" --steps 0 --seed 13 "${common[@]}"
 
 compose() { # compose NAME AUGMENT STORE
-  next
+  job_next
   log "CALM $1 ($steps_c steps)${pipeline:+ on local MPI ranks, S:A:M = $pipeline}"
   "${launch[@]}" "$calm" compose "${pipe[@]}" --anchor "$out/mB" --augment "$2" --out "$out/$1" --data "$out/stores/$3" --steps "$steps_c" \
     --lr "$clr" --warmup $((steps_c / 20 + 1)) --seed 21 --log "$out/$1.jsonl" ${conn:+--connections "$conn"} \
@@ -137,7 +111,7 @@ compose calm "$out/mA" compose_kv_math
 compose calm_dc_kv_subs "$out/mA" compose_kv_subs
 compose calm_random_mA "$out/mA_random" compose_kv_math
 
-next
+job_next
 log "evaluation"
 evaluate() { # evaluate NAME (--model DIR | --calm DIR)
   local name=$1; shift
