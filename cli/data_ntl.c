@@ -253,13 +253,8 @@ static void ntl_split(Ntl *x) {
 
 /* The package's version (package.json) and where it was read. */
 static void package_version(cJSON *m, const char *key, const char *dir) {
-    char *path = calm_path_join(dir, "package.json"), *data;
-    size_t len;
-    cJSON *o = NULL;
-    if (calm_read_file(path, &data, &len) == 0) {
-        o = cJSON_Parse(data);
-        free(data);
-    }
+    char *path = calm_path_join(dir, "package.json");
+    cJSON *o = calm_read_json(path);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "version");
     char *k = xmalloc(strlen(key) + 16), real[PATH_MAX];
     sprintf(k, "%s_version", key);

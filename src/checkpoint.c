@@ -62,16 +62,13 @@ static int remove_dir_files(const char *dir, int and_dir) {
 
 /* DONE of a step directory, parsed; NULL when absent or damaged. */
 static cJSON *read_done(const char *sdir) {
-    char *path = calm_path_join(sdir, CKPT_DONE), *text;
-    size_t len;
-    cJSON *j = NULL;
-    if (calm_read_file(path, &text, &len) == 0) {
-        j = cJSON_Parse(text);
-        free(text);
+    char *path = calm_path_join(sdir, CKPT_DONE);
+    cJSON *j = calm_read_json(path);
+    if (j) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "format");
-        if (j && (!cJSON_IsString(f) || strcmp(f->valuestring, "calm-checkpoint") != 0 ||
-                  !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "step")) ||
-                  !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "parts")))) {
+        if (!cJSON_IsString(f) || strcmp(f->valuestring, "calm-checkpoint") != 0 ||
+            !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "step")) ||
+            !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, "parts"))) {
             cJSON_Delete(j);
             j = NULL;
         }

@@ -419,19 +419,14 @@ static int load_checked_model(Model *m, const cJSON *root, const char *role, con
 }
 
 int compose_verify_models(const char *dir, const char *anchor_dir, const char *augment_dir) {
-    char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG), *text;
-    size_t len;
+    char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG);
     const char *used;
-    int r = calm_read_file(cpath, &text, &len);
-    if (r == 0) {
-        cJSON *root = cJSON_Parse(text);
-        free(text);
-        if (!root) r = calm_error("%s: not valid JSON", cpath);
-        else if (check_model(root, "anchor", cpath, anchor_dir, &used) != 0 ||
-                 check_model(root, "augment", cpath, augment_dir, &used) != 0)
-            r = -1;
-        cJSON_Delete(root);
-    }
+    cJSON *root = calm_read_json(cpath);
+    int r = !root || check_model(root, "anchor", cpath, anchor_dir, &used) != 0 ||
+                    check_model(root, "augment", cpath, augment_dir, &used) != 0
+                ? -1
+                : 0;
+    cJSON_Delete(root);
     free(cpath);
     return r;
 }
@@ -452,17 +447,9 @@ int compose_load_weights(Composer *c, const char *dir) {
 
 int compose_load_dir(Composer *c, const char *dir, Model *A, Model *B) {
     char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG);
-    char *text;
-    size_t len;
     int r = -1;
-    cJSON *root = NULL;
-    if (calm_read_file(cpath, &text, &len) != 0) goto out_path;
-    root = cJSON_Parse(text);
-    free(text);
-    if (!root) {
-        calm_error("%s: not valid JSON", cpath);
-        goto out_path;
-    }
+    cJSON *root = calm_read_json(cpath);
+    if (!root) goto out_path;
     const char *fmt = json_str(root, "format");
     if (!fmt || strcmp(fmt, "calm-composition") != 0) {
         calm_error("%s: \"format\" is not \"calm-composition\"", cpath);

@@ -92,6 +92,16 @@ int calm_write_atomic(const char *path, const void *const *bufs, const size_t *l
     return 0;
 }
 
+cJSON *calm_read_json(const char *path) {
+    char *text;
+    size_t len;
+    if (calm_read_file(path, &text, &len) != 0) return NULL;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!root) calm_error("%s: not valid JSON", path);
+    return root;
+}
+
 int calm_mkdirs(const char *path) {
     char *p = xstrdup(path);
     for (char *s = p + 1; *s; s++) {

@@ -17,6 +17,10 @@ int calm_write_atomic(const char *path, const void *const *bufs, const size_t *l
 struct cJSON;
 int calm_write_json(const char *path, const struct cJSON *root);
 
+/* Read and parse a JSON file; NULL after calm_error ("PATH: cannot open",
+ * "PATH: not valid JSON"). The caller deletes the result. */
+struct cJSON *calm_read_json(const char *path);
+
 /* mkdir -p; 0 on success or if it exists as a directory. */
 int calm_mkdirs(const char *path);
 

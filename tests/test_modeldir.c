@@ -18,13 +18,6 @@
 #include "src/sha256.h"
 #include "src/tokenizer.h"
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* A small GQA model: 4 query heads sharing 2 key/value heads. */
 static ModelConfig small_config(int tied) {
     ModelConfig c;
@@ -135,7 +128,7 @@ static void test_config_round_trip(void **state) {
  * transformers' defaults. */
 static void test_config_hf_defaults(void **state) {
     char *path = calm_path_join(*state, "config.json");
-    write_text(path, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128,"
+    tu_write_file(NULL, path, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128,"
                      " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 300,"
                      " \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-6, \"pad_token_id\": null,"
                      " \"torch_dtype\": \"bfloat16\", \"architectures\": [\"LlamaForCausalLM\"]}");
@@ -176,7 +169,7 @@ static void test_config_errors(void **state) {
     char text[1024];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(text, sizeof text, "{%s, %s}", base, cases[i].extra);
-        write_text(path, text);
+        tu_write_file(NULL, path, text);
         ModelConfig c = small_config(0), before = c;
         assert_int_equal(model_config_load(&c, path), -1);
         assert_error_contains(path);
@@ -184,15 +177,15 @@ static void test_config_errors(void **state) {
         assert_config_equal(&c, &before); /* untouched on failure */
     }
     ModelConfig c;
-    write_text(path, "{\"model_type\": \"llama\", \"intermediate_size\": 128, \"num_hidden_layers\": 2,"
+    tu_write_file(NULL, path, "{\"model_type\": \"llama\", \"intermediate_size\": 128, \"num_hidden_layers\": 2,"
                      " \"num_attention_heads\": 4, \"vocab_size\": 320, \"max_position_embeddings\": 128,"
                      " \"rms_norm_eps\": 1e-5}");
     assert_int_equal(model_config_load(&c, path), -1);
     assert_error_contains("key hidden_size: missing");
-    write_text(path, "{\"model_type\": \"llama\", \"hidden_size\": 64,");
+    tu_write_file(NULL, path, "{\"model_type\": \"llama\", \"hidden_size\": 64,");
     assert_int_equal(model_config_load(&c, path), -1);
     assert_error_contains("bad JSON");
-    write_text(path, "[1]");
+    tu_write_file(NULL, path, "[1]");
     assert_int_equal(model_config_load(&c, path), -1);
     assert_error_contains("bad JSON");
     char *missing = calm_path_join(*state, "nope.json");
@@ -387,7 +380,7 @@ static void test_sha256(void **state) {
     char *path = calm_path_join(*state, "h.txt");
     char hex[65];
     for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
-        write_text(path, vec[i].text);
+        tu_write_file(NULL, path, vec[i].text);
         assert_int_equal(calm_sha256_file(path, hex), 0);
         assert_string_equal(hex, vec[i].hex);
     }

@@ -173,15 +173,6 @@ static void check_split(const char *data, const char *udhr, const char *quran, R
 
 /* ----------------------------------------------------- synthetic packages */
 
-static void put(const char *dir, const char *name, const char *text) {
-    char *p = calm_path_join(dir, name);
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    free(p);
-}
-
 static const char *quran_codes[] = {"ar", "en", "bn", "es", "fr", "id", "ru", "sv", "tr", "ur", "zh"};
 static const char *udhr_codes[] = {"arb", "eng", "ben", "spa", "fra", "ind", "rus", "swe", "tur", "urd", "cmn_hans",
                                    "xaa", "xab", "xac"};
@@ -203,7 +194,7 @@ static void write_decl(const char *dir, const char *code, int n_articles) {
     p += sprintf(p, "  </body>\n</html>\n");
     char name[64];
     snprintf(name, sizeof name, "declaration/%s.html", code);
-    put(dir, name, s);
+    tu_write_file(dir, name, s);
     free(s);
 }
 
@@ -228,7 +219,7 @@ static void write_quran(const char *dir, const char *code) {
     assert_true((size_t)(p - s) < cap);
     char name[64];
     snprintf(name, sizeof name, arabic ? "dist/quran.json" : "dist/quran_%s.json", code);
-    put(dir, name, s);
+    tu_write_file(dir, name, s);
     free(s);
 }
 
@@ -244,7 +235,7 @@ static void make_packages(Pkgs *k) {
     for (size_t i = 0; i < sizeof udhr_codes / sizeof *udhr_codes; i++) write_decl(k->udhr, udhr_codes[i], 30);
     write_decl(k->udhr, "xad", 12); /* incomplete: skipped */
     for (size_t i = 0; i < sizeof quran_codes / sizeof *quran_codes; i++) write_quran(k->quran, quran_codes[i]);
-    put(k->udhr, "package.json", "{\"name\": \"udhr\", \"version\": \"0.0.1-test\"}");
+    tu_write_file(k->udhr, "package.json", "{\"name\": \"udhr\", \"version\": \"0.0.1-test\"}");
 }
 
 static void free_packages(Pkgs *k) {
@@ -276,8 +267,8 @@ static void test_udhr_reader(void **state) {
     udhr_free(&d);
     free(p);
     /* not a declaration, a duplicate article */
-    put(k.udhr, "bad1.html", "<p>no html tag</p>");
-    put(k.udhr, "bad2.html", "<html><article data-number=\"3\">a</article><article data-number=\"3\">b</article></html>");
+    tu_write_file(k.udhr, "bad1.html", "<p>no html tag</p>");
+    tu_write_file(k.udhr, "bad2.html", "<html><article data-number=\"3\">a</article><article data-number=\"3\">b</article></html>");
     p = calm_path_join(k.udhr, "bad1.html");
     assert_int_equal(udhr_read(&d, p), -1);
     assert_non_null(strstr(calm_last_error(), "bad1.html"));
@@ -302,12 +293,12 @@ static void test_quran_reader(void **state) {
     /* the wrong field, a truncated file */
     assert_int_equal(quran_read(&v, p, "text"), -1);
     assert_non_null(strstr(calm_last_error(), "\"text\""));
-    put(k.quran, "dist/short.json", "[{\"id\":1,\"verses\":[{\"id\":1,\"translation\":\"x\"}]}]");
+    tu_write_file(k.quran, "dist/short.json", "[{\"id\":1,\"verses\":[{\"id\":1,\"translation\":\"x\"}]}]");
     free(p);
     p = calm_path_join(k.quran, "dist/short.json");
     assert_int_equal(quran_read(&v, p, "translation"), -1);
     assert_non_null(strstr(calm_last_error(), "1 verses, expected 6236"));
-    put(k.quran, "dist/short.json", "[{\"id\":1,\"verses\":[{\"id\":1,\"transl");
+    tu_write_file(k.quran, "dist/short.json", "[{\"id\":1,\"verses\":[{\"id\":1,\"transl");
     assert_int_equal(quran_read(&v, p, "translation"), -1);
     assert_non_null(strstr(calm_last_error(), "not a JSON array"));
     free(p);

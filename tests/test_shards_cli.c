@@ -48,15 +48,6 @@ static int run(const char *fmt, ...) {
     return rc;
 }
 
-static void write_file(const char *dir, const char *name, const char *text) {
-    char *p = calm_path_join(dir, name);
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    free(p);
-}
-
 static int exists(const char *dir, const char *name) {
     char *p = calm_path_join(dir, name);
     struct stat st;
@@ -68,7 +59,7 @@ static int exists(const char *dir, const char *name) {
 static void test_usage_errors(void **state) {
     (void)state;
     char *d = tu_mkdtemp("cliusage");
-    write_file(d, "in.txt", "a document\n");
+    tu_write_file(d, "in.txt", "a document\n");
     assert_int_equal(run("%s", ""), 2);
     assert_int_equal(run("--help"), 0);
     assert_int_equal(run("frobnicate"), 2);
@@ -121,8 +112,8 @@ static void open_store(const char *dir, const char *name, ShardStore **s) {
 static void test_build_text(void **state) {
     (void)state;
     char *d = tu_mkdtemp("clitext");
-    write_file(d, "a.txt", "first document\r\nsecond one\n\nthird\n");
-    write_file(d, "b.txt", "whole file\nas one document\n");
+    tu_write_file(d, "a.txt", "first document\r\nsecond one\n\nthird\n");
+    tu_write_file(d, "b.txt", "whole file\nas one document\n");
     assert_int_equal(run("build --out %s/lines --lang de --seq-len 8 --quiet %s/a.txt", d, d), 0);
     ShardStore *s;
     open_store(d, "lines", &s);
@@ -162,7 +153,7 @@ static void test_build_text(void **state) {
 static void test_build_jsonl_and_dir(void **state) {
     (void)state;
     char *d = tu_mkdtemp("clijsonl");
-    write_file(d, "mix.jsonl",
+    tu_write_file(d, "mix.jsonl",
                "{\"text\": \"guten Tag\", \"lang\": \"de\"}\n"
                "\n"
                "{\"text\": \"bonjour\", \"lang\": \"fr\"}\n"
@@ -180,7 +171,7 @@ static void test_build_jsonl_and_dir(void **state) {
     shard_store_close(s);
 
     /* Task examples: the loss falls on the target only. */
-    write_file(d, "task.jsonl", "{\"prompt\": \"2+2=\", \"target\": \"4\"}\n{\"prompt\": \"k=v;k?\", \"target\": \"v\", \"lang\": \"kv\"}\n");
+    tu_write_file(d, "task.jsonl", "{\"prompt\": \"2+2=\", \"target\": \"4\"}\n{\"prompt\": \"k=v;k?\", \"target\": \"v\", \"lang\": \"kv\"}\n");
     assert_int_equal(run("build --out %s/task --seq-len 16 --quiet %s/task.jsonl", d, d), 0);
     open_store(d, "task", &s);
     assert_int_equal(shard_store_info(s)->kind, SHARD_KIND_TASK);
@@ -204,10 +195,10 @@ static void test_build_jsonl_and_dir(void **state) {
     /* A directory of per-language files, with a held-out split. */
     char *corpus = calm_path_join(d, "corpus");
     assert_int_equal(calm_mkdirs(corpus), 0);
-    write_file(corpus, "sw.txt", "a\nb\nc\nd\n");
-    write_file(corpus, "de.txt", "eins\nzwei\ndrei\nvier\nfuenf\nsechs\n");
-    write_file(corpus, "fr.jsonl", "{\"text\": \"un\"}\n{\"text\": \"deux\"}\n");
-    write_file(corpus, ".hidden", "ignored\n");
+    tu_write_file(corpus, "sw.txt", "a\nb\nc\nd\n");
+    tu_write_file(corpus, "de.txt", "eins\nzwei\ndrei\nvier\nfuenf\nsechs\n");
+    tu_write_file(corpus, "fr.jsonl", "{\"text\": \"un\"}\n{\"text\": \"deux\"}\n");
+    tu_write_file(corpus, ".hidden", "ignored\n");
     char *sub = calm_path_join(corpus, "nested");
     assert_int_equal(calm_mkdirs(sub), 0);
     assert_int_equal(run("build --out %s/langs --val-fraction 0.5 --quiet %s", d, corpus), 0);
@@ -234,12 +225,12 @@ static void test_build_jsonl_and_dir(void **state) {
 static void test_build_errors(void **state) {
     (void)state;
     char *d = tu_mkdtemp("clierr");
-    write_file(d, "empty.txt", "");
-    write_file(d, "blank.txt", "\n\n\r\n");
-    write_file(d, "bad.jsonl", "{\"text\": \"fine\"}\n{\"text\": 3}\n");
-    write_file(d, "broken.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"unterminated}\n");
-    write_file(d, "mixed.jsonl", "{\"text\": \"doc\"}\n{\"prompt\": \"p\", \"target\": \"t\"}\n");
-    write_file(d, "long.jsonl", "{\"prompt\": \"0123456789\", \"target\": \"0123456789\"}\n");
+    tu_write_file(d, "empty.txt", "");
+    tu_write_file(d, "blank.txt", "\n\n\r\n");
+    tu_write_file(d, "bad.jsonl", "{\"text\": \"fine\"}\n{\"text\": 3}\n");
+    tu_write_file(d, "broken.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"unterminated}\n");
+    tu_write_file(d, "mixed.jsonl", "{\"text\": \"doc\"}\n{\"prompt\": \"p\", \"target\": \"t\"}\n");
+    tu_write_file(d, "long.jsonl", "{\"prompt\": \"0123456789\", \"target\": \"0123456789\"}\n");
     assert_int_equal(run("build --out %s/s %s/empty.txt", d, d), 1);
     assert_non_null(strstr(last_err, "empty.txt: no documents (empty input)"));
     assert_false(exists(d, "s")); /* a failed build leaves nothing behind */
@@ -260,7 +251,7 @@ static void test_build_errors(void **state) {
     assert_non_null(strstr(last_err, "--lang 'x/y'"));
     char *corpus = calm_path_join(d, "corpus");
     assert_int_equal(calm_mkdirs(corpus), 0);
-    write_file(corpus, "b@d.txt", "text\n");
+    tu_write_file(corpus, "b@d.txt", "text\n");
     assert_int_equal(run("build --out %s/s %s", d, corpus), 1);
     assert_non_null(strstr(last_err, "bad language code 'b@d'"));
     assert_false(exists(d, "s"));
@@ -276,7 +267,7 @@ static void test_build_errors(void **state) {
 static void test_verify_flipped_byte(void **state) {
     (void)state;
     char *d = tu_mkdtemp("cliflip");
-    write_file(d, "de.txt", "some words before the marker\nand a ZQXJMARKER in this document\nafter\n");
+    tu_write_file(d, "de.txt", "some words before the marker\nand a ZQXJMARKER in this document\nafter\n");
     assert_int_equal(run("build --out %s/s --lang de --seq-len 16 --quiet %s/de.txt", d, d), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/s/data.mdb", d);

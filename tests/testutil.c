@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "src/common.h"
+#include "src/files.h"
 #include "src/rng.h"
 
 char *tu_mkdtemp(const char *tag) {
@@ -35,6 +36,15 @@ int tu_teardown_tmpdir(void **state) {
     tu_rmtree(*state);
     free(*state);
     return 0;
+}
+
+void tu_write_file(const char *dir, const char *name, const char *text) {
+    char *p = dir ? calm_path_join(dir, name) : xstrdup(name);
+    FILE *f = fopen(p, "wb");
+    if (!f) fail_msg("cannot create %s", p);
+    fputs(text, f);
+    if (fclose(f) != 0) fail_msg("cannot write %s", p);
+    free(p);
 }
 
 void tu_randn(float *x, size_t n, uint64_t seed, float scale) {

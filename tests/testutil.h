@@ -14,6 +14,8 @@
 /* A fresh empty directory under $TMPDIR (or /tmp), removed by tu_rmtree. */
 char *tu_mkdtemp(const char *tag);
 void tu_rmtree(const char *path);
+/* Write text to dir/name (to name when dir is NULL); fails the test on error. */
+void tu_write_file(const char *dir, const char *name, const char *text);
 /* Fill with N(0, scale^2) numbers from a fixed seed. */
 void tu_randn(float *x, size_t n, uint64_t seed, float scale);
 /* Max over i of |a-b| / (atol + rtol*|b|); <= 1 means "close". */
