@@ -181,7 +181,7 @@ def main(run):
         for c in quran_L + quran_H:
             f.write(c + " " + " ".join(f"{chrf[m][c]:.2f}" for m in MODELS) + "\n")
     hi = max(max(bpb["mB"][c], bpb["calm"][c]) for c in H + L) * 1.05
-    gp = f"""set terminal pngcairo size 900,800 font ",11"
+    gp = f"""set terminal pngcairo noenhanced size 900,800 font ",11"
 set output "{run}/plots/bpb_calm_vs_mB.png"
 set title "Held-out bits per byte, every language: CALM against the anchor mB"
 set xlabel "mB (anchor, never saw L text)"
@@ -196,7 +196,7 @@ plot x title "equal (below: CALM better)" lc rgb "gray" dt 2, \\
   "" using ($2==2?$3:1/0):4 title "L, DC-unseen" pt 9 ps 0.8 lc rgb "#d62728", \\
   "" using ($2==0?$3:1/0):4 title "H" pt 5 ps 1.0 lc rgb "#2ca02c"
 set output "{run}/plots/chrf.png"
-set terminal pngcairo size 1100,500 font ",11"
+set terminal pngcairo noenhanced size 1100,540 font ",11"
 set title "XX->En chrF on held-out verses (greedy)"
 set size noratio
 set xlabel ""
@@ -207,7 +207,7 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set xtics rotate by -30
-set key top right
+set key outside top center horizontal
 plot "{run}/plots/chrf.dat" using 3:xtic(1) title "mB", "" using 4 title "CALM", "" using 5 title "CALM, random mA", \\
   "" using 6 title "mB^NTL", "" using 2 title "mA"
 """
