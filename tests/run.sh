@@ -3,8 +3,7 @@
 # builds, runs every test with ctest, then runs the suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 #   CALM_SKIP_ASAN=1 tests/run.sh   skip the sanitizer pass
-set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
 jobs/install-deps.sh --test
 
