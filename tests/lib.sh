@@ -39,7 +39,8 @@ finish() {
 # test_env: one thread a process (ctest runs tests side by side, and BLIS
 # threads spin at barriers, so oversubscribed cores slow a test tenfold);
 # mpirun may run as root (CI containers do) and start more ranks than there
-# are cores. Exported, so mpirun's ranks and the jobs/ scripts see it too.
+# are cores. Exported, so mpirun's ranks and the jobs/ scripts see it too, as
+# they see the sanitizers' options, which ctest sets (tests/CMakeLists.txt).
 test_env() {
   export CALM_BIN=$calm CALM_THREADS=1
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
