@@ -1,7 +1,7 @@
 # Tests launched with mpirun (--oversubscribe: more ranks than cores here).
 add_test(NAME dp_train COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/test_dp_train.sh $<TARGET_FILE:calm>)
-set_tests_properties(dp_train PROPERTIES TIMEOUT 300 LABELS "mpi;no_asan")
+set_tests_properties(dp_train PROPERTIES TIMEOUT 300)
 add_test(NAME pipeline COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/test_pipeline.sh $<TARGET_FILE:calm>)
-set_tests_properties(pipeline PROPERTIES TIMEOUT 600 LABELS "mpi;no_asan")
+set_tests_properties(pipeline PROPERTIES TIMEOUT 600)
 add_test(NAME pipeline_fail COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/test_pipeline_fail.sh $<TARGET_FILE:calm>)
-set_tests_properties(pipeline_fail PROPERTIES TIMEOUT 120 LABELS "mpi;no_asan")
+set_tests_properties(pipeline_fail PROPERTIES TIMEOUT 120)

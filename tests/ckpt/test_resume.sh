@@ -11,35 +11,20 @@
 #   4. a corrupt newest checkpoint (flipped byte, truncated part) is detected
 #      and an older complete one is used; a missing directory is created.
 # Usage: test_resume.sh CALM_BINARY
-set -uo pipefail
-calm=$1
-here=$(cd "$(dirname "$0")/.." && pwd)
-tmp=$(mktemp -d)
-trap 'kill -9 -- $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-export CALM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-"$calm" train --out "$tmp/mA" --dim 32 --layers 4 --heads 4 --steps 0 --seed 5 --seq-len 32 "$here/data/memorise.txt" 2>/dev/null
-"$calm" train --out "$tmp/mB" --dim 48 --layers 4 --heads 4 --steps 0 --seed 6 --seq-len 32 "$here/data/memorise.txt" 2>/dev/null
-"$calm" shard build --quiet --out "$tmp/store" --seq-len 32 "$here/../jobs/data/quickstart.txt" 2>/dev/null
+source "$(dirname "$0")/../lib.sh"
+test_args 1 "$@"
+set +e # failures are counted (fail), and runs are stopped on purpose
+make_tmp
+compose_inputs "$tmp"
 STEPS=80
 common=(--anchor "$tmp/mB" --augment "$tmp/mA" --data "$tmp/store" --seq-len 32 --batch 16 --steps $STEPS --warmup 5
         --log-every 1 --connections 1:1,3:2 --seed 7)
 pipe=(--anchor-stages 2 --augment-ranks 1 --micro-batches 4)
-status=0
-fail() { echo "FAIL: $*"; status=1; }
 run1() { "$calm" compose "${common[@]}" "$@"; }
 runp() { mpirun -np 3 "$calm" compose "${common[@]}" "${pipe[@]}" "$@"; }
-# started LOG [LINES]: wait until the run has logged LINES steps (training runs)
-started() { for _ in $(seq 200); do [[ $(cat "$1" 2>/dev/null | wc -l) -ge ${2:-1} ]] && return 0; sleep 0.05; done; }
-same() { # same REF RUN: final parameters identical, every logged step identical
-  cmp -s "$tmp/$1/calm.safetensors" "$tmp/$2/calm.safetensors" || { fail "$2: parameters differ from $1"; return 1; }
-  /usr/bin/python3 - "$tmp/$1.jsonl" "$tmp/$2.jsonl" <<'PY' || { fail "$2: logged losses differ from $1"; return 1; }
-import json, sys
-key = lambda l: {k: l[k] for k in ("step", "loss", "lr", "grad_norm")}
-a = [key(json.loads(l)) for l in open(sys.argv[1])]
-b = [key(json.loads(l)) for l in open(sys.argv[2])]
-sys.exit(0 if a == b else 1)
-PY
-}
+# started LOG [LINES]: wait until the run has logged LINES steps (training runs);
+# up to 2 minutes: a sanitized build on two shared cores can take 10 s to start
+started() { for _ in $(seq 2400); do [[ $(cat "$1" 2>/dev/null | wc -l) -ge ${2:-1} ]] && return 0; sleep 0.05; done; }
 # until_done NAME RUNNER ARGS...: --resume auto until the run exits 0 (at most 40 starts)
 until_done() {
   local name=$1 runner=$2; shift 2
@@ -65,7 +50,7 @@ for sig in USR1 TERM INT USR1; do
   [[ $rc -eq $want || $rc -eq 0 ]] || fail "$name: SIG$sig gave exit $rc, want $want"
   stopped=$(sed -n 's/.*stopped by signal [0-9]* after step \([0-9]*\).*/\1/p' "$tmp/$name.err")
   echo "SIG$sig: exit $rc, stopped after step ${stopped:-(finished first)}"
-  until_done "$name" run1 --checkpoint-every 25 && same ref "$name"
+  until_done "$name" run1 --checkpoint-every 25 && same_run ref "$name"
 done
 
 # 2. Pipeline: USR1 to mpirun (it forwards USR1 to every rank), resume on the
@@ -75,10 +60,10 @@ pid=$!; started "$tmp/p1.jsonl" 30; kill -USR1 $pid; wait $pid; rc=$?
 echo "pipeline SIGUSR1: exit $rc, stopped after step $(sed -n 's/.*stopped by signal [0-9]* after step \([0-9]*\).*/\1/p' "$tmp/p1.err")"
 [[ $rc -eq 75 ]] || fail "pipeline: SIGUSR1 gave exit $rc, want 75"
 cp -r "$tmp/p1" "$tmp/p2"; cp "$tmp/p1.jsonl" "$tmp/p2.jsonl"
-until_done p1 runp && same refp p1
+until_done p1 runp && same_run refp p1
 until_done p2 run1 # single process from the pipeline's checkpoint
 grep -q "resuming at step" "$tmp/p2.err" || fail "p2 did not resume"
-/usr/bin/python3 "$here/tools/st_diff.py" "$tmp/refp/calm.safetensors" "$tmp/p2/calm.safetensors" --rtol 0 \
+/usr/bin/python3 "$tests/tools/st_diff.py" "$tmp/refp/calm.safetensors" "$tmp/p2/calm.safetensors" --rtol 0 \
   --atol-frac 1e-5 || fail "resume onto another layout differs"
 
 # 3. SIGKILL at random moments; the run is its own process group (mpirun and ranks die together).
@@ -107,8 +92,8 @@ kill_trials() { # kill_trials NAME LAUNCHER TRIALS (LAUNCHER: "" or "mpirun -np 
 CSTEPS=300
 run1 --out "$tmp/refc" --log "$tmp/refc.jsonl" --steps $CSTEPS 2>/dev/null || fail "reference run"
 runp --out "$tmp/refcp" --log "$tmp/refcp.jsonl" --steps $CSTEPS 2>/dev/null || fail "reference pipeline run"
-kill_trials crash1 "" 20 && same refc crash1
-kill_trials crashp "mpirun -np 3" 6 && same refcp crashp
+kill_trials crash1 "" 20 && same_run refc crash1
+kill_trials crashp "mpirun -np 3" 6 && same_run refcp crashp
 
 # 4. Corrupt checkpoints: the newest is skipped, an older complete one used.
 run1 --out "$tmp/c" --log "$tmp/c.jsonl" --checkpoint-every 20 --keep 3 2>/dev/null
@@ -119,12 +104,12 @@ run1 --out "$tmp/c" --log "$tmp/c.jsonl" --checkpoint-every 20 --keep 3 --resume
   fail "resume past a corrupt checkpoint"
 grep -q "checksum mismatch" "$tmp/c.err" && grep -q "resuming at step 60" "$tmp/c.err" ||
   { fail "flipped byte not detected or wrong fallback"; tail -5 "$tmp/c.err"; }
-same ref c
+same_run ref c
 truncate -s 500 "$tmp/c/checkpoints/step-$(printf %08d $STEPS)/part-00000.safetensors"
 run1 --out "$tmp/c" --log "$tmp/c.jsonl" --checkpoint-every 20 --keep 3 --resume auto 2>"$tmp/c.err" ||
   fail "resume past a truncated checkpoint"
 grep -q "resuming at step 60" "$tmp/c.err" || { fail "truncated part not skipped"; tail -5 "$tmp/c.err"; }
-same ref c
+same_run ref c
 # A missing checkpoint directory is created; nothing there means a fresh start.
 run1 --out "$tmp/m" --log "$tmp/m.jsonl" --checkpoint-dir "$tmp/new/deep/ck" --checkpoint-every 40 --resume auto \
   2>"$tmp/m.err" || fail "missing checkpoint directory"
@@ -133,5 +118,4 @@ grep -q "no checkpoint in .*new/deep/ck: starting at step 0" "$tmp/m.err" && [[ 
 # Another wiring is refused, naming the difference.
 run1 --out "$tmp/c" --resume auto --connections 3:3 2>"$tmp/w.err" && fail "resume with other connections accepted"
 grep -q "connections: checkpoint \"1:1,3:2\", this run \"3:3\"" "$tmp/w.err" || { fail "no clear message"; cat "$tmp/w.err"; }
-[[ $status -eq 0 ]] && echo "every resume equals the uninterrupted run"
-exit $status
+finish "every resume equals the uninterrupted run"

@@ -2,14 +2,12 @@
 # CLI behaviour: help, strict flags, clear errors, and that training on a
 # small text lowers the loss well below its start and memorises a line that
 # `calm generate` then reproduces.  Usage: test_cli.sh CALM_BINARY
-set -uo pipefail
-calm=$1
-here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok()   { passes=$((passes+1)); }
-fail() { echo "FAIL: $*"; fails=$((fails+1)); }
+source "$(dirname "$0")/../lib.sh"
+test_args 1 "$@"
+set +e # failures are counted (fail), and many commands here are meant to fail
+make_tmp
+passes=0
+ok() { passes=$((passes+1)); }
 expect_rc() { # expect_rc RC DESCRIPTION CMD...
   local want=$1 what=$2; shift 2
   "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
@@ -26,24 +24,24 @@ for sub in train eval generate forward bench shard; do
   expect_rc 0 "calm $sub --help" "$calm" "$sub" --help
   grep -q "usage: calm $sub" "$tmp/out" && ok || fail "calm $sub --help prints no usage"
 done
-expect_rc 2 "unknown flag" "$calm" train --out "$tmp/x" --bogus 1 "$here/../data/memorise.txt"
+expect_rc 2 "unknown flag" "$calm" train --out "$tmp/x" --bogus 1 "$tests/data/memorise.txt"
 expect_err "unknown option '--bogus'" "unknown flag"
-expect_rc 2 "bad integer" "$calm" train --out "$tmp/x" --steps 12x "$here/../data/memorise.txt"
+expect_rc 2 "bad integer" "$calm" train --out "$tmp/x" --steps 12x "$tests/data/memorise.txt"
 expect_err "'12x' is not an integer" "bad integer"
-expect_rc 2 "out of range" "$calm" train --out "$tmp/x" --lr -1 "$here/../data/memorise.txt"
+expect_rc 2 "out of range" "$calm" train --out "$tmp/x" --lr -1 "$tests/data/memorise.txt"
 expect_rc 2 "missing value" "$calm" train --out
-expect_rc 2 "missing --out" "$calm" train "$here/../data/memorise.txt"
+expect_rc 2 "missing --out" "$calm" train "$tests/data/memorise.txt"
 expect_rc 2 "option as a value" "$calm" compose --anchor a --augment b --out c --resume --data d
 expect_err "--resume needs a value, got the option '--data'" "option as a value"
 expect_rc 1 "missing input file" "$calm" train --out "$tmp/x" "$tmp/nope.txt"
 expect_err "nope.txt: cannot open" "missing input file"
-expect_rc 1 "missing model dir" "$calm" eval --model "$tmp/nomodel" "$here/../data/memorise.txt"
+expect_rc 1 "missing model dir" "$calm" eval --model "$tmp/nomodel" "$tests/data/memorise.txt"
 expect_err "nomodel" "missing model dir"
 
 # Train until the text is memorised.
 expect_rc 0 "train" "$calm" train --out "$tmp/m" --dim 64 --layers 2 --heads 4 --seq-len 64 --batch 16 \
   --steps 300 --lr 5e-3 --warmup 20 --weight-decay 0 --log "$tmp/m.jsonl" --log-every 10 --threads 1 \
-  --checkpoint-every 100 --keep 2 "$here/../data/memorise.txt"
+  --checkpoint-every 100 --keep 2 "$tests/data/memorise.txt"
 ls "$tmp/m/checkpoints" | tr '\n' ' ' | grep -qx "step-00000200 step-00000300 " && ok ||
   fail "checkpoints: want step-00000200 and step-00000300 kept (--keep 2), got $(ls "$tmp/m/checkpoints" | tr '\n' ' ')"
 first=$(head -n 1 "$tmp/m.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
@@ -61,7 +59,7 @@ echo "generate: '$got'"
 [[ "$got" == " table maps to 4711"* ]] && ok || fail "generate did not reproduce the memorised line: '$got'"
 
 # eval reports a low loss on the memorised text.
-"$calm" eval --model "$tmp/m" --seq-len 64 --threads 1 "$here/../data/memorise.txt" >"$tmp/eval" 2>/dev/null
+"$calm" eval --model "$tmp/m" --seq-len 64 --threads 1 "$tests/data/memorise.txt" >"$tmp/eval" 2>/dev/null
 loss=$(sed 's/.*"loss": *\([0-9.e+-]*\).*/\1/' "$tmp/eval")
 awk -v l="$loss" 'BEGIN { exit !(l < 0.5) }' && ok || fail "eval loss $loss not low"
 
@@ -111,24 +109,24 @@ grep -q '"logits".*"shape":\[6,320\]' <(head -c $((8 + hdr)) "$tmp/logits.safete
 # Resume continues from the newest checkpoint (more steps: a changed setting, reported).
 expect_rc 0 "resume" "$calm" train --out "$tmp/m" --resume auto --steps 310 --seq-len 64 --batch 16 --threads 1 \
   --dim 64 --layers 2 --heads 4 --lr 5e-3 --warmup 20 --weight-decay 0 --log "$tmp/m.jsonl" --log-every 10 \
-  "$here/../data/memorise.txt"
+  "$tests/data/memorise.txt"
 tail -n 1 "$tmp/m.jsonl" | grep -q '"step": 310' && ok || fail "resume did not reach step 310"
 grep -q "resuming at step 300" "$tmp/err" && ok || fail "resume did not start at step 300"
 grep -q "changed settings (steps: checkpoint 300, this run 310)" "$tmp/err" && ok || fail "changed --steps not reported"
 # ... and refuses a checkpoint of another model.
 expect_rc 1 "resume other model" "$calm" train --out "$tmp/m" --resume auto --steps 310 --seq-len 64 --batch 16 \
-  --threads 1 --dim 32 --layers 2 --heads 4 "$here/../data/memorise.txt"
+  --threads 1 --dim 32 --layers 2 --heads 4 "$tests/data/memorise.txt"
 expect_err "another configuration (model: checkpoint" "resume other model"
 
 # A truncated weights file is a clear error, not a crash.
 cp -r "$tmp/m" "$tmp/bad"
 truncate -s 1000 "$tmp/bad/model.safetensors"
-expect_rc 1 "truncated weights" "$calm" eval --model "$tmp/bad" "$here/../data/memorise.txt"
+expect_rc 1 "truncated weights" "$calm" eval --model "$tmp/bad" "$tests/data/memorise.txt"
 expect_err "model.safetensors" "truncated weights"
 
 # calm train --data: train from an LMDB store built by calm shard build.
 mkdir -p "$tmp/corpus"
-cp "$here/../data/memorise.txt" "$tmp/corpus/en.txt"
+cp "$tests/data/memorise.txt" "$tmp/corpus/en.txt"
 expect_rc 0 "shard build" "$calm" shard build --out "$tmp/store" --seq-len 32 "$tmp/corpus"
 expect_rc 0 "train --data" "$calm" train --out "$tmp/ms" --data "$tmp/store" --dim 64 --layers 2 --heads 4 \
   --seq-len 32 --batch 8 --steps 120 --lr 5e-3 --warmup 10 --threads 1 --log "$tmp/ms.jsonl" --log-every 10
@@ -136,10 +134,10 @@ first=$(head -n 1 "$tmp/ms.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
 last=$(tail -n 1 "$tmp/ms.jsonl" | sed 's/.*"loss": \([0-9.]*\).*/\1/')
 echo "train --data loss: $first -> $last"
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.5 * a) }' && ok || fail "train --data: loss $first -> $last"
-expect_rc 2 "both --data and files" "$calm" train --out "$tmp/x" --data "$tmp/store" "$here/../data/memorise.txt"
+expect_rc 2 "both --data and files" "$calm" train --out "$tmp/x" --data "$tmp/store" "$tests/data/memorise.txt"
 expect_rc 1 "--seq-len longer than the store's" "$calm" train --out "$tmp/x" --data "$tmp/store" --seq-len 64 --steps 1
 expect_err "exceeds the store's sample length 32" "--seq-len longer than the store's"
 expect_rc 1 "--data not a store" "$calm" train --out "$tmp/x" --data "$tmp/corpus" --seq-len 32 --steps 1
 
-echo "$passes passed, $fails failed"
-[[ $fails -eq 0 ]]
+echo "$passes passed, $failures failed"
+finish

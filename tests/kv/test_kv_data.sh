@@ -9,15 +9,16 @@
 #   - no evaluation prompt occurs in a training file
 #   - the optional sets do not change the others (same seed, same files)
 # Usage: test_kv_data.sh CALM_BINARY OUT_DIR
-set -euo pipefail
-calm=$1 out=$2
+source "$(dirname "$0")/../lib.sh"
+test_args 2 "$@"
+out=$2
 rm -rf "$out"
 args=(--seed 7 --keys 30 --values 0:59 --operands 3:4 --ops "+-*" --augment-examples 500 --anchor-examples 500
       --compose-examples 200 --eval-examples 50)
 "$calm" data kv --out "$out/plain" "${args[@]}" 2>/dev/null
 "$calm" data kv --out "$out/full" "${args[@]}" --lookup-examples 300 --lookup-numbers 0.3 --lookup-reversed 0.5 \
   --compose-num-math 100 2>/dev/null
-for f in "$out"/plain/*; do cmp -s "$f" "$out/full/$(basename "$f")" || { echo "optional sets changed $f"; exit 1; }; done
+for f in "$out"/plain/*; do cmp -s "$f" "$out/full/$(basename "$f")" || die "optional sets changed $f"; done
 /usr/bin/python3 - "$out/full" <<'PY'
 import json, os, re, sys
 d = sys.argv[1]

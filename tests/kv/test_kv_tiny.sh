@@ -3,12 +3,11 @@
 # models, three compositions, evaluation; results.json must hold every model
 # and task with accuracies in [0, 1], and results.md the table.
 # Usage: test_kv_tiny.sh CALM_BINARY OUT_DIR
-set -euo pipefail
-calm=$1 out=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "$0")/../lib.sh"
+test_args 2 "$@"
+out=$2
 rm -rf "$out"
-CALM_BIN=$calm CALM_THREADS=1 "$root/jobs/kv/kv-arithmetic.sh" --preset tiny --out "$out" >"$out.log" 2>&1 ||
-  { tail -30 "$out.log"; exit 1; }
+logged "$out.log" "$root/jobs/kv/kv-arithmetic.sh" --preset tiny --out "$out"
 /usr/bin/python3 - "$out/results.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

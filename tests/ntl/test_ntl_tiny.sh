@@ -9,16 +9,14 @@
 #     pipelined compositions equal the single-process ones (max |a - b| <=
 #     1e-5 max |b| per tensor, as tests/mpi/test_pipeline.sh).
 # Usage: test_ntl_tiny.sh CALM_BINARY OUT_DIR
-set -euo pipefail
-calm=$1 out=$2
-root=$(cd "$(dirname "$0")/../.." && pwd)
-export CALM_BIN=$calm CALM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+source "$(dirname "$0")/../lib.sh"
+test_args 2 "$@"
+out=$2
 rm -rf "$out" "$out-mpi"
 mkdir -p "$(dirname "$out")"
-"$root/jobs/ntl.sh" --preset tiny --out "$out" >"$out.log" 2>&1 || { tail -30 "$out.log"; exit 1; }
-"$root/jobs/ntl.sh" --preset tiny --out "$out-mpi" --pipeline 2:1:2 >"$out-mpi.log" 2>&1 ||
-  { tail -30 "$out-mpi.log"; exit 1; }
-grep -q "pipeline: 2 micro-batches" "$out-mpi.log" || { echo "FAIL: the MPI run did not use the pipeline"; exit 1; }
+logged "$out.log" "$root/jobs/ntl.sh" --preset tiny --out "$out"
+logged "$out-mpi.log" "$root/jobs/ntl.sh" --preset tiny --out "$out-mpi" --pipeline 2:1:2
+grep -q "pipeline: 2 micro-batches" "$out-mpi.log" || die "the MPI run did not use the pipeline"
 for run in "$out" "$out-mpi"; do
   /usr/bin/python3 - "$run" <<'PY'
 import json, sys
@@ -43,15 +41,15 @@ PY
   grep -q "CALM has lower bits per byte than mB on" "$run/results.md"
   for p in bpb_calm_vs_mB chrf; do
     [[ $(head -c 8 "$run/plots/$p.png" | od -An -tx1 | tr -d ' \n') == 89504e470d0a1a0a ]] ||
-      { echo "FAIL: $run/plots/$p.png is not a PNG"; exit 1; }
+      die "$run/plots/$p.png is not a PNG"
   done
 done
 for m in mA mB; do
   cmp -s "$out/$m/model.safetensors" "$out-mpi/$m/model.safetensors" ||
-    { echo "FAIL: $m differs between the two runs (the comparison below needs equal models)"; exit 1; }
+    die "$m differs between the two runs (the comparison below needs equal models)"
 done
 for c in calm calm_random_mA; do
-  /usr/bin/python3 "$root/tests/tools/st_diff.py" "$out/$c/calm.safetensors" "$out-mpi/$c/calm.safetensors" \
+  /usr/bin/python3 "$tests/tools/st_diff.py" "$out/$c/calm.safetensors" "$out-mpi/$c/calm.safetensors" \
     --rtol 0 --atol-frac 1e-5
 done
 echo "the pipelined compositions equal the single-process ones"

@@ -4,9 +4,9 @@
 #   tests/slurm/cluster.sh start DIR   install slurm-wlm + munge if missing (root), start, wait until the node is idle
 #   tests/slurm/cluster.sh stop DIR    stop the daemons started from DIR
 # Clients find the cluster with SLURM_CONF=DIR/slurm.conf.
-set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
 cmd=${1:-} dir=${2:-}
-[[ -n $cmd && -n $dir ]] || { sed -n '2,7p' "$0"; exit 2; }
+[[ -n $cmd && -n $dir ]] || usage
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 conf=$dir/slurm.conf

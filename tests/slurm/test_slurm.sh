@@ -10,26 +10,20 @@
 # clean-up and fail to launch.)
 # Needs root (it starts munged, slurmctld and slurmd): skipped otherwise.
 # Usage: test_slurm.sh CALM_BINARY
-set -uo pipefail
-calm=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-here=$(cd "$(dirname "$0")/.." && pwd)
-root=$(cd "$here/.." && pwd)
+source "$(dirname "$0")/../lib.sh"
+test_args 1 "$@"
+set +e # failures are counted (fail), and scontrol fails while the job changes state
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: starting a Slurm cluster needs root"; exit 77; fi
-tmp=$(mktemp -d /tmp/calm-slurm-test.XXXXXX)
+make_tmp
 cluster=$tmp/cluster
-cleanup() {
+cleanup() { # called by lib.sh at exit, before $tmp is removed
   [[ -n ${job:-} ]] && scancel "$job" 2>/dev/null
-  "$here/slurm/cluster.sh" stop "$cluster" >/dev/null 2>&1
-  rm -rf "$tmp"
+  "$tests/slurm/cluster.sh" stop "$cluster" >/dev/null 2>&1
 }
-trap cleanup EXIT
-"$here/slurm/cluster.sh" start "$cluster" || exit 1
+"$tests/slurm/cluster.sh" start "$cluster" || exit 1
 export SLURM_CONF=$cluster/slurm.conf
-export CALM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
-"$calm" train --out "$tmp/mA" --dim 32 --layers 4 --heads 4 --steps 0 --seed 5 --seq-len 32 "$here/data/memorise.txt" 2>/dev/null
-"$calm" train --out "$tmp/mB" --dim 48 --layers 4 --heads 4 --steps 0 --seed 6 --seq-len 32 "$here/data/memorise.txt" 2>/dev/null
-"$calm" shard build --quiet --out "$tmp/store" --seq-len 32 "$root/jobs/data/quickstart.txt" 2>/dev/null
+compose_inputs "$tmp"
 # The job's parameters; the uninterrupted reference runs the same layout under mpirun.
 params=(ANCHOR="$tmp/mB" AUGMENT="$tmp/mA" DATA="$tmp/store" OUT="$tmp/job" STEPS=1500 BATCH=16 SEQ_LEN=32 LR=3e-3
         CONNECTIONS=1:1,3:2 ANCHOR_STAGES=2 AUGMENT_RANKS=1 MICRO_BATCHES=4 CHECKPOINT_EVERY=50)
@@ -58,23 +52,12 @@ for t in $(seq 900); do # up to 15 minutes
 done
 restarts=$(scontrol show job "$job" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
 echo "job $job: $state after ${restarts:-?} requeue(s)"
-status=0
-fail() { echo "FAIL: $*"; status=1; }
 [[ $state == COMPLETED ]] || fail "job ended $state"
 [[ ${restarts:-0} -ge 1 ]] || fail "the job was never requeued"
 grep -q "signal: asking calm to checkpoint" "$tmp/job.out" || fail "the batch shell was never signalled"
 grep -q "stopped by signal 10 after step" "$tmp/job.out" || fail "calm did not checkpoint on the signal"
 grep -q "resuming at step" "$tmp/job.out" || fail "the requeued job did not resume"
 grep "stopped by signal\|resuming at step" "$tmp/job.out"
-cmp -s "$tmp/ref/calm.safetensors" "$tmp/job/calm.safetensors" || fail "final parameters differ from the uninterrupted run"
-/usr/bin/python3 - "$tmp/ref.jsonl" "$tmp/job.jsonl" <<'PY' || fail "logged losses differ from the uninterrupted run"
-import json, sys
-key = lambda l: {k: l[k] for k in ("step", "loss", "lr", "grad_norm")}
-a = [key(json.loads(l)) for l in open(sys.argv[1])]
-b = [key(json.loads(l)) for l in open(sys.argv[2])]
-print(f"{len(a)} logged steps compared")
-sys.exit(0 if a == b else 1)
-PY
-[[ $status -eq 0 ]] || { echo "--- job output"; grep -v "^step" "$tmp/job.out" | tail -40; }
-[[ $status -eq 0 ]] && echo "the Slurm job was signalled, requeued, resumed and matches the uninterrupted run"
-exit $status
+same_run ref job # the job against the uninterrupted run
+[[ $failures -eq 0 ]] || { echo "--- job output"; grep -v "^step" "$tmp/job.out" | tail -40; }
+finish "the Slurm job was signalled, requeued, resumed and matches the uninterrupted run"
