@@ -91,5 +91,5 @@ for _ in $(seq 60); do
   sleep 1
 done
 echo "cluster.sh: node did not become idle (state '${state:-none}'); logs in $dir" >&2
-tail -5 "$dir/slurmctld.log" "$dir/slurmd.log" >&2
+tail -n 5 "$dir/slurmctld.log" "$dir/slurmd.log" >&2
 exit 1
