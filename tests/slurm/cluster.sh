@@ -34,8 +34,11 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null
 fi
 
-# munge: a key, and the daemon (as the munge user, as Debian runs it)
-if ! pgrep -x munged >/dev/null; then
+# munge: a key, and the daemon (as the munge user, as Debian runs it). A munged
+# that does not answer (its socket gone, e.g. after the package was removed and
+# installed again under it) is stopped and started afresh.
+if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
+  pkill -x munged && sleep 1
   [[ -s /etc/munge/munge.key ]] || mungekey --create --keyfile /etc/munge/munge.key
   chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
   mkdir -p /run/munge /var/log/munge /var/lib/munge && chown munge:munge /run/munge /var/log/munge /var/lib/munge
