@@ -39,46 +39,64 @@ static CkptConfig config(const char *dir, const char *cfg) {
 
 static char *ckdir(void **state) { return calm_path_join(*state, "ck"); }
 
+/* One trainable of NP parameters, its run configuration and training state,
+ * checkpointing under the test's directory: what most tests start from. */
+typedef struct {
+    char *dir;
+    float p[NP], g[NP];
+    Trainable t;
+    CkptConfig c;
+    TrainState s;
+} Run;
+
+static void run_open(Run *r, void **state, const char *cfg) {
+    memset(r, 0, sizeof *r);
+    r->dir = ckdir(state);
+    r->t = make(r->p, r->g, g_table, 3);
+    r->c = config(r->dir, cfg);
+    train_state_init(&r->s, NP);
+}
+
+static void run_close(Run *r) {
+    train_state_free(&r->s);
+    free(r->dir);
+}
+
 static void fill(float *x, size_t n, float base) {
     for (size_t i = 0; i < n; i++) x[i] = base + (float)i;
 }
 
 static void test_round_trip_and_prune(void **state) {
-    char *dir = ckdir(state);
-    float p[NP], g[NP] = {0};
-    Trainable t = make(p, g, g_table, 3);
-    CkptConfig c = config(dir, "{\"model\": \"m1\"}");
-    TrainState s;
-    train_state_init(&s, NP);
+    Run r;
+    run_open(&r, state, "{\"model\": \"m1\"}");
     for (long step = 1; step <= 4; step++) {
-        fill(p, NP, (float)step);
-        fill(s.adam_m, NP, 100.0f * step);
-        fill(s.adam_v, NP, 1000.0f * step);
-        s.step = step;
-        assert_int_equal(ckpt_write(&c, &t, &s), 0);
+        fill(r.p, NP, (float)step);
+        fill(r.s.adam_m, NP, 100.0f * step);
+        fill(r.s.adam_v, NP, 1000.0f * step);
+        r.s.step = step;
+        assert_int_equal(ckpt_write(&r.c, &r.t, &r.s), 0);
     }
     /* keep = 2: steps 3 and 4 remain */
-    char *s2 = calm_path_join(dir, "step-00000002"), *s3 = calm_path_join(dir, "step-00000003");
+    char *s2 = calm_path_join(r.dir, "step-00000002"), *s3 = calm_path_join(r.dir, "step-00000003");
     assert_int_not_equal(access(s2, F_OK), 0);
     assert_int_equal(access(s3, F_OK), 0);
-    memset(p, 0, sizeof p);
-    TrainState r;
-    train_state_init(&r, NP);
-    assert_int_equal(ckpt_resume(&c, &t, &r, "auto"), 1);
-    assert_int_equal(r.step, 4);
+    memset(r.p, 0, sizeof r.p);
+    TrainState back;
+    train_state_init(&back, NP);
+    assert_int_equal(ckpt_resume(&r.c, &r.t, &back, "auto"), 1);
+    assert_int_equal(back.step, 4);
     float want[NP];
     fill(want, NP, 4.0f);
-    assert_memory_equal(p, want, sizeof want);
+    assert_memory_equal(r.p, want, sizeof want);
     fill(want, NP, 400.0f);
-    assert_memory_equal(r.adam_m, want, sizeof want);
+    assert_memory_equal(back.adam_m, want, sizeof want);
     /* an explicit step directory */
-    assert_int_equal(ckpt_resume(&c, &t, &r, s3), 1);
-    assert_int_equal(r.step, 3);
+    assert_int_equal(ckpt_resume(&r.c, &r.t, &back, s3), 1);
+    assert_int_equal(back.step, 3);
     free(s2);
     free(s3);
-    train_state_free(&r);
-    train_state_free(&s);
-    free(dir);
+    train_state_free(&back);
+    run_close(&r);
 }
 
 static void test_fresh_start_creates_dir(void **state) {
@@ -98,18 +116,14 @@ static void test_fresh_start_creates_dir(void **state) {
 
 /* Damage the newest checkpoint's part in place; resume must fall back. */
 static void damage_and_resume(void **state, int truncate_it) {
-    char *dir = ckdir(state);
-    float p[NP], g[NP];
-    Trainable t = make(p, g, g_table, 3);
-    CkptConfig c = config(dir, "{}");
-    TrainState s;
-    train_state_init(&s, NP);
+    Run r;
+    run_open(&r, state, "{}");
     for (long step = 1; step <= 2; step++) {
-        fill(p, NP, (float)step);
-        s.step = step;
-        assert_int_equal(ckpt_write(&c, &t, &s), 0);
+        fill(r.p, NP, (float)step);
+        r.s.step = step;
+        assert_int_equal(ckpt_write(&r.c, &r.t, &r.s), 0);
     }
-    char *part = calm_path_join(dir, "step-00000002/part-00000.safetensors");
+    char *part = calm_path_join(r.dir, "step-00000002/part-00000.safetensors");
     if (truncate_it) {
         assert_int_equal(truncate(part, 100), 0);
     } else {
@@ -121,67 +135,56 @@ static void damage_and_resume(void **state, int truncate_it) {
         fputc(ch ^ 0x20, f);
         fclose(f);
     }
-    assert_int_equal(ckpt_resume(&c, &t, &s, "auto"), 1);
-    assert_int_equal(s.step, 1);
+    assert_int_equal(ckpt_resume(&r.c, &r.t, &r.s, "auto"), 1);
+    assert_int_equal(r.s.step, 1);
     float want[NP];
     fill(want, NP, 1.0f);
-    assert_memory_equal(p, want, sizeof want);
+    assert_memory_equal(r.p, want, sizeof want);
     /* asked for by name, the damaged one is an error naming the file */
-    char *s2 = calm_path_join(dir, "step-00000002");
-    assert_int_equal(ckpt_resume(&c, &t, &s, s2), -1);
+    char *s2 = calm_path_join(r.dir, "step-00000002");
+    assert_int_equal(ckpt_resume(&r.c, &r.t, &r.s, s2), -1);
     assert_error_contains("part-00000.safetensors");
     free(s2);
     free(part);
-    train_state_free(&s);
-    free(dir);
+    run_close(&r);
 }
 
 static void test_flipped_byte(void **state) { damage_and_resume(state, 0); }
 static void test_truncated_part(void **state) { damage_and_resume(state, 1); }
 
 static void test_incomplete_is_ignored(void **state) {
-    char *dir = ckdir(state);
-    float p[NP], g[NP];
-    Trainable t = make(p, g, g_table, 3);
-    CkptConfig c = config(dir, "{}");
-    TrainState s;
-    train_state_init(&s, NP);
-    s.step = 5;
-    fill(p, NP, 5.0f);
-    assert_int_equal(ckpt_write(&c, &t, &s), 0);
-    s.step = 6;
-    fill(p, NP, 6.0f);
-    assert_int_equal(ckpt_write(&c, &t, &s), 0);
-    char *done = calm_path_join(dir, "step-00000006/DONE");
+    Run r;
+    run_open(&r, state, "{}");
+    r.s.step = 5;
+    fill(r.p, NP, 5.0f);
+    assert_int_equal(ckpt_write(&r.c, &r.t, &r.s), 0);
+    r.s.step = 6;
+    fill(r.p, NP, 6.0f);
+    assert_int_equal(ckpt_write(&r.c, &r.t, &r.s), 0);
+    char *done = calm_path_join(r.dir, "step-00000006/DONE");
     assert_int_equal(unlink(done), 0); /* as if killed before DONE */
-    assert_int_equal(ckpt_resume(&c, &t, &s, "auto"), 1);
-    assert_int_equal(s.step, 5);
+    assert_int_equal(ckpt_resume(&r.c, &r.t, &r.s, "auto"), 1);
+    assert_int_equal(r.s.step, 5);
     free(done);
-    train_state_free(&s);
-    free(dir);
+    run_close(&r);
 }
 
 static void test_other_configuration_refused(void **state) {
-    char *dir = ckdir(state);
-    float p[NP], g[NP];
-    Trainable t = make(p, g, g_table, 3);
-    CkptConfig c = config(dir, "{\"model\": \"m1\", \"connections\": \"3:3\"}");
-    TrainState s;
-    train_state_init(&s, NP);
-    s.step = 1;
-    assert_int_equal(ckpt_write(&c, &t, &s), 0);
-    CkptConfig other = config(dir, "{\"model\": \"m1\", \"connections\": \"3:5\"}");
-    assert_int_equal(ckpt_resume(&other, &t, &s, "auto"), -1);
+    Run r;
+    run_open(&r, state, "{\"model\": \"m1\", \"connections\": \"3:3\"}");
+    r.s.step = 1;
+    assert_int_equal(ckpt_write(&r.c, &r.t, &r.s), 0);
+    CkptConfig other = config(r.dir, "{\"model\": \"m1\", \"connections\": \"3:5\"}");
+    assert_int_equal(ckpt_resume(&other, &r.t, &r.s, "auto"), -1);
     assert_error_contains("connections: checkpoint \"3:3\", this run \"3:5\"");
-    CkptConfig missing = config(dir, "{\"model\": \"m1\"}");
-    assert_int_equal(ckpt_resume(&missing, &t, &s, "auto"), -1);
+    CkptConfig missing = config(r.dir, "{\"model\": \"m1\"}");
+    assert_int_equal(ckpt_resume(&missing, &r.t, &r.s, "auto"), -1);
     assert_error_contains("connections: checkpoint \"3:3\", this run (none)");
     /* a changed setting is accepted (reported) */
-    CkptConfig lr = config(dir, "{\"model\": \"m1\", \"connections\": \"3:3\"}");
+    CkptConfig lr = config(r.dir, "{\"model\": \"m1\", \"connections\": \"3:3\"}");
     lr.hyper_json = "{\"lr\": 0.002}";
-    assert_int_equal(ckpt_resume(&lr, &t, &s, "auto"), 1);
-    train_state_free(&s);
-    free(dir);
+    assert_int_equal(ckpt_resume(&lr, &r.t, &r.s, "auto"), 1);
+    run_close(&r);
 }
 
 /* Two writers own different tensors (a pipeline); a reader owning all of
