@@ -1,6 +1,17 @@
-/* tokenizer.h: the byte-level tokenizer shared by every model calm builds.
- * Ids 0..255 are bytes, 256 BOS, 257 EOS, 258 PAD; the model's vocabulary is
- * padded past that (default 320) so embedding rows stay cache-friendly. */
+/* tokenizer.h: text <-> token ids.
+ *
+ * Two kinds of tokenizer behind one handle:
+ *  - calm's byte-level tokenizer, for models calm trains itself and for any
+ *    model directory without tokenizer.json: ids 0..255 are bytes, 256 BOS,
+ *    257 EOS, 258 PAD; the model's vocabulary is padded past that (default
+ *    320) so embedding rows stay cache-friendly;
+ *  - a Hugging Face tokenizer.json (tokenizer_hf.c): byte-level BPE
+ *    (Llama-3, Qwen, GPT-2, SmolLM) and SentencePiece-style BPE with byte
+ *    fallback (Llama-2, TinyLlama, Mistral), with added and special tokens;
+ *    BOS/EOS and add_bos_token from tokenizer_config.json / config.json.
+ * A tokenizer is named by tokenizer_id(): TOK_ID for the byte tokenizer,
+ * "sha256:<hex>" of tokenizer.json otherwise. Model configs and shard stores
+ * record it, and calm refuses to mix ids made by different tokenizers. */
 #ifndef CALM_TOKENIZER_H
 #define CALM_TOKENIZER_H
 
@@ -12,6 +23,9 @@
 #define TOK_N_SPECIAL 259 /* smallest vocabulary that holds every id */
 #define TOK_VOCAB_DEFAULT 320
 #define TOK_ID "calm-bytes-v1" /* recorded in model configs and shard stores */
+#define TOK_FILE "tokenizer.json"
+
+/* ---- the byte-level tokenizer as plain functions ---- */
 
 /* Encode n bytes into out (room for n + 2); adds BOS / EOS when asked.
  * Returns the number of ids written. */
@@ -19,5 +33,38 @@ size_t tok_encode(int *out, const unsigned char *bytes, size_t n, int add_bos, i
 
 /* Decode ids to bytes; special ids are dropped. Returns bytes written (<= n). */
 size_t tok_decode(unsigned char *out, const int *ids, size_t n);
+
+/* ---- either kind, behind a handle ---- */
+
+typedef struct Tokenizer Tokenizer;
+
+/* A growable id array (tokenizer_encode appends to it). */
+typedef struct {
+    int *v;
+    size_t n, cap;
+} TokIds;
+void tok_ids_free(TokIds *ids);
+
+/* dir/tokenizer.json if present, else the byte tokenizer. NULL after
+ * calm_error naming the file and what is wrong or not supported. */
+Tokenizer *tokenizer_load(const char *dir);
+Tokenizer *tokenizer_bytes(void);
+void tokenizer_free(Tokenizer *t);
+
+const char *tokenizer_id(const Tokenizer *t);  /* TOK_ID or "sha256:<64 hex>" */
+int tokenizer_vocab_size(const Tokenizer *t);  /* 1 + the largest id it can produce */
+int tokenizer_bos(const Tokenizer *t);         /* -1 when the model has none */
+int tokenizer_eos(const Tokenizer *t);
+int tokenizer_is_special(const Tokenizer *t, int id); /* BOS/EOS/PAD and special added tokens */
+
+/* Append the ids of n bytes of UTF-8 text to out. add_special: the special
+ * tokens the model's configuration adds (BOS when add_bos_token, EOS when
+ * add_eos_token; the byte tokenizer adds BOS). Returns 0, or -1 (invalid
+ * UTF-8 where the tokenizer needs characters, an id out of range). */
+int tokenizer_encode(const Tokenizer *t, const char *text, size_t n, int add_special, TokIds *out);
+
+/* Decode n ids to text into a malloc'd NUL-terminated string (*len bytes).
+ * skip_special drops special tokens. -1 on an id outside the vocabulary. */
+int tokenizer_decode(const Tokenizer *t, const int *ids, size_t n, int skip_special, char **text, size_t *len);
 
 #endif
