@@ -7,6 +7,7 @@
 #include "mpi/dist.h"
 #include "src/compose.h"
 #include "src/model.h"
+#include "src/tokenizer.h"
 
 extern Dist g_dist; /* world of one unless started by mpirun / srun */
 
@@ -31,6 +32,7 @@ typedef struct {
     Model A, B; /* B: the model, or the anchor; A: the augmenting model */
     Composer comp;
     int composed;
+    Tokenizer *tok; /* the model's (or both models') tokenizer */
 } Runner;
 
 /* Exactly one of model_dir / calm_dir. Exits with a message on failure. */

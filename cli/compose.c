@@ -49,7 +49,7 @@ typedef struct {
 } PipeFlags;
 
 /* `calm compose` with the anchor split over ranks (mpi/pipeline.h). */
-static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const char *anchor, const char *augment,
+static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const Tokenizer *tok, const char *anchor, const char *augment,
                             const char *conns, int heads, char **files, int nfiles) {
     int role_major = pf->order && !strcmp(pf->order, "role");
     if (pf->order && !role_major && strcmp(pf->order, "replica") != 0) {
@@ -72,7 +72,7 @@ static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const char *anchor,
     if (compose_config_json(run.composer, anchor, augment, run_config(r)) != 0) cli_fail("compose");
     r->writes_part = run.owns_part;
     snprintf(r->layout, sizeof r->layout, "%s", run.layout);
-    rc = run_training("compose", r, &run.trainable, files, nfiles, run.vocab);
+    rc = run_training("compose", r, &run.trainable, tok, files, nfiles, run.vocab);
     pipeline_report(p, stderr);
     pipeline_close(p);
     return rc;
@@ -117,7 +117,13 @@ int cmd_compose(int argc, char **argv) {
         return 2;
     }
     if (pf.print && pf.S == 0) pf.S = 1;
-    if (pf.S > 0) return compose_pipeline(&r, &pf, anchor, augment, conns, heads, files, nfiles);
+    Tokenizer *tok = compose_tokenizer(anchor, augment);
+    if (!tok) cli_fail("compose");
+    if (pf.S > 0) {
+        int rc = compose_pipeline(&r, &pf, tok, anchor, augment, conns, heads, files, nfiles);
+        tokenizer_free(tok);
+        return rc;
+    }
 
     int rc = run_opts_check(&r, "calm compose", nfiles, 1);
     if (rc) return rc;
@@ -144,7 +150,8 @@ int cmd_compose(int argc, char **argv) {
              line, c.H, c.num_params, B.num_params, A.num_params);
     ComposeCtx ctx = {&c, anchor, augment};
     Trainable tr = {&ctx, c.params, c.grads, c.num_params, c.info, c.n_info, compose_step, compose_save, NULL};
-    rc = run_training("compose", &r, &tr, files, nfiles, B.cfg.vocab_size);
+    rc = run_training("compose", &r, &tr, tok, files, nfiles, B.cfg.vocab_size);
+    tokenizer_free(tok);
     compose_free(&c);
     model_free(&A);
     model_free(&B);

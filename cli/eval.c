@@ -117,7 +117,8 @@ static cJSON *eval_docs(Runner *r, const Recs *rs, int T, int B) {
     TextData *docs = xcalloc((size_t)rs->n, sizeof(TextData));
     long n_win = 0;
     for (long i = 0; i < rs->n; i++) {
-        textdata_add(&docs[i], (const unsigned char *)rs->r[i].text, strlen(rs->r[i].text));
+        if (textdata_add(&docs[i], r->tok, rs->r[i].text, strlen(rs->r[i].text)) != 0)
+            calm_fatal(NULL, "document %ld: %s", i + 1, calm_last_error());
         n_win += textdata_eval_windows(&docs[i], T);
     }
     long (*win)[2] = xmalloc((size_t)n_win * sizeof *win); /* (document, window) */
@@ -178,6 +179,15 @@ typedef struct {
     const char *outputs; /* write every example's output here as JSON Lines (NULL: no) */
 } TaskOpts;
 
+/* The id a lone newline encodes to, which ends a chrF answer; -1 when it is
+ * not one token (the answer is then cut at its first newline after decoding). */
+static int newline_id(const Tokenizer *t) {
+    TokIds ids = {0};
+    int id = tokenizer_encode(t, "\n", 1, 0, &ids) == 0 && ids.n == 1 ? ids.v[0] : -1;
+    tok_ids_free(&ids);
+    return id;
+}
+
 static int by_prompt_length(const void *a, const void *b, void *ctx) {
     const int *n = ctx;
     int x = *(const int *)a, y = *(const int *)b;
@@ -194,15 +204,23 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
         *order = xcalloc((size_t)n, sizeof(int));
     int **gen = xcalloc((size_t)n, sizeof(int *)), *ngen = xcalloc((size_t)n, sizeof(int));
     int rc = 0;
+    /* the answer's expected ids (exact) or at most max_new of them (chrf) */
+    int *n_target = xcalloc((size_t)n, sizeof(int));
     for (long i = 0; i < n && rc == 0; i++) {
-        size_t pl = strlen(rs->r[i].prompt), tl = strlen(rs->r[i].target);
-        ids[i] = xmalloc((pl + 2) * sizeof(int));
-        np[i] = (int)tok_encode(ids[i], (const unsigned char *)rs->r[i].prompt, pl, 1, 0);
-        int want = o->chrf ? o->max_new : (int)tl + 1;
+        size_t pl = strlen(rs->r[i].prompt), tl = strlen(rs->r[i].target), plen;
+        TokIds t = {0};
+        if (tokenizer_encode_task(r->tok, rs->r[i].prompt, pl, rs->r[i].target, tl, &t, &plen) != 0) {
+            rc = calm_error("example %ld: %s", i + 1, calm_last_error());
+            break;
+        }
+        ids[i] = t.v;
+        np[i] = (int)plen;
+        n_target[i] = (int)(t.n - plen);
+        int want = o->chrf ? o->max_new : n_target[i];
         if (o->chrf && np[i] + want > runner_max_context(r)) want = runner_max_context(r) - np[i];
         if (want < 1 || (!o->chrf && np[i] + want > runner_max_context(r)))
             rc = calm_error("example %ld: prompt + target (%zu tokens) exceed the model's context of %d", i + 1,
-                            pl + tl + 2, runner_max_context(r));
+                            (size_t)np[i] + n_target[i], runner_max_context(r));
         gen[i] = xmalloc((size_t)(want > 0 ? want : 1) * sizeof(int));
         ngen[i] = want;
         order[i] = (int)i;
@@ -210,7 +228,7 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
     if (rc == 0) {
         qsort_r(order, (size_t)n, sizeof(int), by_prompt_length, np);
         GenSeq *seqs = xmalloc((size_t)o->B * sizeof(GenSeq));
-        GenOpts go = {0.0f, 0, 0, o->chrf ? '\n' : -1};
+        GenOpts go = {0.0f, 0, 0, o->chrf ? newline_id(r->tok) : -1, tokenizer_vocab_size(r->tok)};
         double t0 = calm_now(), last = t0;
         for (long b0 = 0; b0 < n; b0 += o->B) {
             int b = (int)(n - b0 < o->B ? n - b0 : o->B);
@@ -236,11 +254,18 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
     for (long i = 0; i < n && rc == 0; i++) {
         const char *t = rs->r[i].target;
         size_t tl = strlen(t);
-        int k = ngen[i];
-        if (k > 0 && (gen[i][k - 1] == TOK_EOS || (o->chrf && gen[i][k - 1] == '\n'))) k--; /* the end mark */
-        unsigned char *text = xmalloc((size_t)k + 1);
-        size_t len = tok_decode(text, gen[i], (size_t)k);
-        text[len] = 0;
+        int k = ngen[i], eos = tokenizer_eos(r->tok);
+        if (k > 0 && gen[i][k - 1] == eos) k--; /* the end mark */
+        char *text;
+        size_t len;
+        if (tokenizer_decode(r->tok, gen[i], (size_t)k, 1, &text, &len) != 0) {
+            rc = -1;
+            break;
+        }
+        if (o->chrf) { /* the answer is the first line */
+            char *nl = memchr(text, '\n', len);
+            if (nl) *nl = 0, len = (size_t)(nl - text);
+        }
         int li = lang_index(&ls, rs->r[i].lang);
         double *s = ls.v[li];
         s[0] += 1;
@@ -252,7 +277,7 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
             chrf_add(&per[li], (const char *)text, len, t, tl);
             chrf_add(&all, (const char *)text, len, t, tl);
         } else {
-            int ok = ngen[i] == (int)tl + 1 && gen[i][tl] == TOK_EOS && len == tl && !memcmp(text, t, tl);
+            int ok = ngen[i] > 0 && gen[i][ngen[i] - 1] == eos && len == tl && !memcmp(text, t, tl);
             correct += ok;
             s[1] += ok;
         }
@@ -304,6 +329,7 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
     free(gen);
     free(np);
     free(ngen);
+    free(n_target);
     free(order);
     return rc;
 }
@@ -315,12 +341,18 @@ static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
     const long n = rs->n;
     int *len = xmalloc((size_t)n * sizeof(int)), *np = xmalloc((size_t)n * sizeof(int)),
         *order = xmalloc((size_t)n * sizeof(int));
+    TokIds *enc = xcalloc((size_t)n, sizeof(TokIds));
     for (long i = 0; i < n; i++) {
-        np[i] = 1 + (int)strlen(rs->r[i].prompt);
-        len[i] = np[i] + (int)strlen(rs->r[i].target) + 1;
+        size_t plen;
+        if (tokenizer_encode_task(r->tok, rs->r[i].prompt, strlen(rs->r[i].prompt), rs->r[i].target,
+                                  strlen(rs->r[i].target), &enc[i], &plen) != 0)
+            calm_fatal(NULL, "example %ld: %s", i + 1, calm_last_error());
+        np[i] = (int)plen;
+        len[i] = (int)enc[i].n;
         order[i] = (int)i;
         if (len[i] - 1 > runner_max_context(r) || !rs->r[i].target[0]) { /* len - 1 positions are fed */
-            free(len), free(np), free(order);
+            for (long j = 0; j < n; j++) tok_ids_free(&enc[j]);
+            free(enc), free(len), free(np), free(order);
             return calm_error("example %ld: %s", i + 1,
                               rs->r[i].target[0] ? "prompt + target exceed the model's context" : "empty target");
         }
@@ -330,19 +362,14 @@ static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
      * model's activations are not reallocated for every batch */
     int Tmax = (len[order[n - 1]] - 1 + 31) / 32 * 32;
     if (Tmax > runner_max_context(r)) Tmax = runner_max_context(r);
-    int *tok = xmalloc((size_t)B * Tmax * sizeof(int)), *tgt = xmalloc((size_t)B * Tmax * sizeof(int)),
-        *ids = xmalloc(((size_t)Tmax + 2) * sizeof(int));
+    int *tok = xmalloc((size_t)B * Tmax * sizeof(int)), *tgt = xmalloc((size_t)B * Tmax * sizeof(int));
     float *w = xmalloc((size_t)B * Tmax * sizeof(float));
     double *bits = xcalloc((size_t)n, sizeof(double));
     for (long b0 = 0; b0 < n; b0 += B) {
         int b = (int)(n - b0 < B ? n - b0 : B), T = (len[order[b0 + b - 1]] - 1 + 31) / 32 * 32;
         if (T > Tmax) T = Tmax;
         for (int k = 0; k < b; k++) {
-            const Rec *x = &rs->r[order[b0 + k]];
-            size_t pl = strlen(x->prompt), tl = strlen(x->target);
-            tok_encode(ids, (const unsigned char *)x->prompt, pl, 1, 0);
-            tok_encode(ids + 1 + pl, (const unsigned char *)x->target, tl, 0, 1);
-            int m = len[order[b0 + k]];
+            const int *ids = enc[order[b0 + k]].v, m = len[order[b0 + k]];
             for (int t = 0; t < T; t++) {
                 size_t at = (size_t)k * T + t;
                 tok[at] = t < m - 1 ? ids[t] : TOK_PAD;
@@ -376,7 +403,8 @@ static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
     }
     *out = root;
     lang_sums_free(&ls);
-    free(len), free(np), free(order), free(tok), free(tgt), free(ids), free(w), free(bits);
+    for (long i = 0; i < n; i++) tok_ids_free(&enc[i]);
+    free(enc), free(len), free(np), free(order), free(tok), free(tgt), free(w), free(bits);
     return 0;
 }
 
@@ -384,7 +412,7 @@ static int eval_task_bpb(Runner *r, const Recs *rs, int B, cJSON **out) {
  * token once. */
 static cJSON *eval_text(Runner *r, char **files, int nfiles, int T, int B) {
     TextData d;
-    if (textdata_load(&d, (const char *const *)files, nfiles) != 0) return NULL;
+    if (textdata_load(&d, r->tok, (const char *const *)files, nfiles) != 0) return NULL;
     long nw = textdata_eval_windows(&d, T);
     int *tok = xmalloc((size_t)B * T * sizeof(int)), *tgt = xmalloc((size_t)B * T * sizeof(int));
     float *w = xmalloc((size_t)B * T * sizeof(float));

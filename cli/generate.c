@@ -38,22 +38,23 @@ int cmd_generate(int argc, char **argv) {
     calm_blas_init(threads);
     Runner r;
     runner_load(&r, "calm generate", model_dir, calm_dir);
-    size_t plen = strlen(prompt);
-    int *ids = xmalloc((plen + 2) * sizeof(int));
-    int n_prompt = (int)tok_encode(ids, (const unsigned char *)prompt, plen, 1, 0);
+    TokIds ids = {0};
+    if (tokenizer_encode(r.tok, prompt, strlen(prompt), 1, &ids) != 0) cli_fail("generate: --prompt");
+    int n_prompt = (int)ids.n;
     if (n_prompt >= runner_max_context(&r)) {
         fprintf(stderr, "calm generate: prompt of %d tokens does not fit the context of %d\n", n_prompt, runner_max_context(&r));
         return 2;
     }
     int *out = xmalloc((size_t)max_new * sizeof(int));
-    int n = runner_generate(&r, ids, n_prompt, max_new, temperature, top_k, (uint64_t)seed, out);
-    unsigned char *bytes = xmalloc((size_t)n + 1);
-    size_t nb = tok_decode(bytes, out, (size_t)n);
-    fwrite(bytes, 1, nb, stdout);
+    int n = runner_generate(&r, ids.v, n_prompt, max_new, temperature, top_k, (uint64_t)seed, out);
+    char *text;
+    size_t nb;
+    if (tokenizer_decode(r.tok, out, (size_t)n, 1, &text, &nb) != 0) cli_fail("generate");
+    fwrite(text, 1, nb, stdout);
     fputc('\n', stdout);
-    free(bytes);
+    free(text);
     free(out);
-    free(ids);
+    tok_ids_free(&ids);
     runner_free(&r);
     return 0;
 }
@@ -65,7 +66,8 @@ int cmd_forward(int argc, char **argv) {
     int threads = 0;
     const Opt opts[] = {{"model", OPT_STR, &model_dir, "model directory", 1, 0},
                         {"calm", OPT_STR, &calm_dir, "composition directory (instead of --model)", 1, 0},
-                        {"input", OPT_STR, &input, "file whose bytes are the input (BOS is prepended)", 1, 0},
+                        {"input", OPT_STR, &input, "file whose text is the input (tokenized as the model's "
+                         "tokenizer does, with its BOS)", 1, 0},
                         {"out", OPT_STR, &out, "safetensors file to write with tensor `logits` [T, V]", 1, 0},
                         {"threads", OPT_INT, &threads, "threads (0: cores available)", 0, 4096},
                         OPT_END};
@@ -86,16 +88,17 @@ int cmd_forward(int argc, char **argv) {
     char *buf;
     size_t len;
     if (calm_read_file(input, &buf, &len) != 0) cli_fail("forward");
-    if (len + 1 > (size_t)runner_max_context(&r)) {
-        fprintf(stderr, "calm forward: %s: %zu bytes + BOS exceed the context of %d\n", input, len, runner_max_context(&r));
+    TokIds ids = {0};
+    if (tokenizer_encode(r.tok, buf, len, 1, &ids) != 0) cli_fail("forward: --input");
+    if (ids.n > (size_t)runner_max_context(&r)) {
+        fprintf(stderr, "calm forward: %s: %zu tokens exceed the context of %d\n", input, ids.n, runner_max_context(&r));
         return 1;
     }
-    int *ids = xmalloc((len + 2) * sizeof(int));
-    int T = (int)tok_encode(ids, (const unsigned char *)buf, len, 1, 0);
-    runner_forward(&r, ids, NULL, NULL, 1, T);
+    int T = (int)ids.n;
+    runner_forward(&r, ids.v, NULL, NULL, 1, T);
     StWriteTensor t = {"logits", runner_logits(&r), 2, {T, runner_config(&r)->vocab_size}};
     if (st_write_f32(out, &t, 1, NULL, NULL, 0) != 0) cli_fail("forward");
-    free(ids);
+    tok_ids_free(&ids);
     free(buf);
     runner_free(&r);
     return 0;

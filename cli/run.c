@@ -99,13 +99,14 @@ static int shard_batch(void *ctx, long step, int row0, int B, int T, int *tokens
 }
 
 /* Open text files or a shard store; every rank reads the store itself. */
-static int data_open(DataSource *d, const RunOpts *r, char **files, int nfiles, int vocab, BatchFn *fn) {
+static int data_open(DataSource *d, const RunOpts *r, const Tokenizer *tok, char **files, int nfiles, int vocab,
+                     BatchFn *fn) {
     memset(d, 0, sizeof *d);
     d->seed = (uint64_t)r->seed;
     d->n_replicas = r->tc.world > 0 ? r->tc.world : 1; /* slices of B rows in the global batch */
     const int T = r->tc.T;
     if (!r->data_dir) {
-        if (textdata_load(&d->text, (const char *const *)files, nfiles) != 0) return -1;
+        if (textdata_load(&d->text, tok, (const char *const *)files, nfiles) != 0) return -1;
         if (d->text.n <= (size_t)T + 1)
             return calm_error("the text (%zu tokens) is shorter than --seq-len %d + 1", d->text.n, T);
         calm_log("data: %zu tokens from %d file(s); %ld steps of %d x %d tokens", d->text.n, nfiles, r->tc.steps,
@@ -116,8 +117,10 @@ static int data_open(DataSource *d, const RunOpts *r, char **files, int nfiles, 
     const char *dir = r->data_dir;
     if (shard_store_open(&d->store, dir) != 0) return -1;
     const ShardInfo *info = shard_store_info(d->store);
-    if (strcmp(info->tokenizer, TOK_ID) != 0)
-        return calm_error("%s: tokenizer '%s' is not calm's byte tokenizer '%s'", dir, info->tokenizer, TOK_ID);
+    if (strcmp(info->tokenizer, tokenizer_id(tok)) != 0)
+        return calm_error("%s: the store was tokenized with %s, but the model's tokenizer is %s; rebuild the store "
+                          "with calm shard build --tokenizer MODEL_DIR",
+                          dir, info->tokenizer, tokenizer_id(tok));
     if (info->vocab_size > vocab)
         return calm_error("%s: store vocabulary %d exceeds the model's %d", dir, info->vocab_size, vocab);
     if (T > info->seq_len)
@@ -239,8 +242,15 @@ static void truncate_log(const char *path, long step) {
     free(text);
 }
 
-int run_training(const char *cmd, RunOpts *r, Trainable *tr, char **files, int nfiles, int vocab) {
+int run_training(const char *cmd, RunOpts *r, Trainable *tr, const Tokenizer *tok, char **files, int nfiles,
+                 int vocab) {
     if (add_data_config(r, files, nfiles) != 0) cli_fail(cmd);
+    if (tokenizer_vocab_size(tok) > vocab) {
+        calm_error("the tokenizer (%s) has %d ids but the model's vocab_size is %d", tokenizer_id(tok),
+                   tokenizer_vocab_size(tok), vocab);
+        cli_fail(cmd);
+    }
+    cJSON_AddStringToObject(run_config(r), "tokenizer", tokenizer_id(tok));
     char *cfg_json = cJSON_PrintUnformatted(r->config), *hyp_json = cJSON_PrintUnformatted(r->hyper);
     char *ckdir = r->ckpt_dir ? xstrdup(r->ckpt_dir) : calm_path_join(r->tc.out_dir, "checkpoints");
     CkptConfig ck = {ckdir, r->ckpt_every, r->keep, g_dist.rank, r->writes_part, g_dist.rank == 0,
@@ -262,7 +272,7 @@ int run_training(const char *cmd, RunOpts *r, Trainable *tr, char **files, int n
     if (install_stop_signals(r->stop_signals) != 0) cli_fail(cmd);
     DataSource data;
     BatchFn fn = NULL;
-    if (data_open(&data, r, files, nfiles, vocab, &fn) != 0) cli_fail(cmd);
+    if (data_open(&data, r, tok, files, nfiles, vocab, &fn) != 0) cli_fail(cmd);
     int rc = train_run(tr, &st, &r->tc, fn, &data);
     if (rc < 0) cli_fail(cmd);
     int status = 0;

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/options.h"
+#include "src/tokenizer.h"
 #include "src/train.h"
 
 /* Exit status of a run stopped by SIGUSR1 / SIGTERM after writing its
@@ -72,7 +73,10 @@ int run_opts_check(RunOpts *r, const char *cmd, int nfiles, int split);
 /* What a resume must match (created on first use). */
 cJSON *run_config(RunOpts *r);
 
-/* Checkpoints, resume, signals, data and the loop. Returns the exit status. */
-int run_training(const char *cmd, RunOpts *r, Trainable *tr, char **files, int nfiles, int vocab);
+/* Checkpoints, resume, signals, data and the loop. The data must have been
+ * made by tok (a store records its tokenizer; text files are tokenized with
+ * it) and fit the model's vocabulary. Returns the exit status. */
+int run_training(const char *cmd, RunOpts *r, Trainable *tr, const Tokenizer *tok, char **files, int nfiles,
+                 int vocab);
 
 #endif

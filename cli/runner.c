@@ -8,6 +8,7 @@
 #include "cli/options.h"
 #include "src/modeldir.h"
 #include "src/sample.h"
+#include "src/tokenizer.h"
 
 void runner_load(Runner *r, const char *cmd, const char *model_dir, const char *calm_dir) {
     memset(r, 0, sizeof *r);
@@ -17,10 +18,18 @@ void runner_load(Runner *r, const char *cmd, const char *model_dir, const char *
     }
     if (model_dir) {
         if (model_load_dir(&r->B, model_dir) != 0) cli_fail(cmd);
-        return;
+        r->tok = tokenizer_load(model_dir);
+    } else {
+        if (compose_load_dir(&r->comp, calm_dir, &r->A, &r->B) != 0) cli_fail(cmd);
+        r->composed = 1;
+        r->tok = compose_load_tokenizer(calm_dir);
     }
-    if (compose_load_dir(&r->comp, calm_dir, &r->A, &r->B) != 0) cli_fail(cmd);
-    r->composed = 1;
+    if (!r->tok) cli_fail(cmd);
+    if (tokenizer_vocab_size(r->tok) > r->B.cfg.vocab_size) {
+        calm_error("%s: the tokenizer (%s) has %d ids but the model's vocab_size is %d", model_dir ? model_dir : calm_dir,
+                   tokenizer_id(r->tok), tokenizer_vocab_size(r->tok), r->B.cfg.vocab_size);
+        cli_fail(cmd);
+    }
 }
 
 void runner_free(Runner *r) {
@@ -29,6 +38,7 @@ void runner_free(Runner *r) {
         model_free(&r->A);
     }
     model_free(&r->B);
+    tokenizer_free(r->tok);
 }
 
 const ModelConfig *runner_config(const Runner *r) { return &r->B.cfg; }
@@ -48,8 +58,10 @@ long runner_generate_batch(Runner *r, GenSeq *seqs, int n, const GenOpts *o) {
 
 int runner_generate(Runner *r, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
                     uint64_t seed, int *out) {
-    if (r->composed) return compose_generate(&r->comp, prompt, n_prompt, max_new, temperature, top_k, seed, out);
-    return generate(&r->B, prompt, n_prompt, max_new, temperature, top_k, seed, out);
+    GenSeq s = {prompt, n_prompt, max_new, out, 0};
+    GenOpts o = {temperature, top_k, seed, -1, tokenizer_vocab_size(r->tok)};
+    runner_generate_batch(r, &s, 1, &o);
+    return s.n_out;
 }
 
 int runner_max_context(const Runner *r) {

@@ -45,6 +45,8 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc;
 
     Model m;
+    Tokenizer *tok = init ? tokenizer_load(init) : tokenizer_bytes();
+    if (!tok) cli_fail("train: --init");
     if (init) {
         if (model_load_dir(&m, init) != 0) cli_fail("train");
         calm_log("loaded %s (%zu parameters)", init, m.num_params);
@@ -77,8 +79,9 @@ int cmd_train(int argc, char **argv) {
     r.writes_part = g_dist.rank == 0; /* data-parallel replicas hold the same weights */
     if (g_dist.size > 1) snprintf(r.layout, sizeof r.layout, "data parallel, %d ranks", g_dist.size);
     Trainable tr = trainable_model(&m);
-    rc = run_training("train", &r, &tr, files, nfiles, m.cfg.vocab_size);
+    rc = run_training("train", &r, &tr, tok, files, nfiles, m.cfg.vocab_size);
     model_free(&m);
+    tokenizer_free(tok);
     return rc;
 }
 

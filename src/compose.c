@@ -431,6 +431,42 @@ int compose_verify_models(const char *dir, const char *anchor_dir, const char *a
     return r;
 }
 
+Tokenizer *compose_tokenizer(const char *anchor_dir, const char *augment_dir) {
+    Tokenizer *b = tokenizer_load(anchor_dir);
+    if (!b) return NULL;
+    Tokenizer *a = tokenizer_load(augment_dir);
+    if (!a) {
+        tokenizer_free(b);
+        return NULL;
+    }
+    int same = strcmp(tokenizer_id(a), tokenizer_id(b)) == 0;
+    if (!same)
+        calm_error("the models use different tokenizers: anchor %s has %s, augment %s has %s; a composition feeds "
+                   "the same ids to both, so they must share one",
+                   anchor_dir, tokenizer_id(b), augment_dir, tokenizer_id(a));
+    tokenizer_free(a);
+    if (same) return b;
+    tokenizer_free(b);
+    return NULL;
+}
+
+Tokenizer *compose_load_tokenizer(const char *dir) {
+    char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG);
+    cJSON *root = calm_read_json(cpath);
+    Tokenizer *t = NULL;
+    if (root) {
+        const char *b = json_str(cJSON_GetObjectItemCaseSensitive(root, "anchor"), "path");
+        const char *a = json_str(cJSON_GetObjectItemCaseSensitive(root, "augment"), "path");
+        if (!a || !b)
+            calm_error("%s: \"anchor\" and \"augment\" need \"path\" strings", cpath);
+        else
+            t = compose_tokenizer(b, a);
+    }
+    cJSON_Delete(root);
+    free(cpath);
+    return t;
+}
+
 int compose_load_weights(Composer *c, const char *dir) {
     char *wpath = calm_path_join(dir, CALM_COMPOSE_WEIGHTS);
     StFile f;

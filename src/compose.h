@@ -136,6 +136,12 @@ int compose_verify_models(const char *dir, const char *anchor_dir, const char *a
 /* Read dir/calm.safetensors into an initialised composer (names and shapes
  * must match its connections). */
 int compose_load_weights(Composer *c, const char *dir);
+/* The tokenizer both models share: the anchor's (tokenizer_load), after
+ * checking that the augmenting model's is the same one; an error names both
+ * directories and tokenizers when they differ. */
+struct Tokenizer *compose_tokenizer(const char *anchor_dir, const char *augment_dir);
+/* The same for a composition directory (the models its config records). */
+struct Tokenizer *compose_load_tokenizer(const char *dir);
 /* sha256 of a model directory's weights file. */
 int compose_model_hash(const char *model_dir, char hex[65]);
 

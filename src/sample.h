@@ -29,6 +29,8 @@ typedef struct {
     int top_k;         /* 0: all */
     uint64_t seed;     /* sequence i samples from its own stream (seed, i) */
     int stop;          /* an id besides EOS that ends a sequence (-1: none) */
+    int n_ids;         /* ids 0..n_ids-1 may be generated: the tokenizer's vocabulary, which a model's
+                        * padded one may exceed (0: the byte tokenizer's TOK_N_SPECIAL) */
 } GenOpts;
 
 /* A decoder in lockstep: feed tokens[r] to sequence seqs[r] (r < n) at the
@@ -37,13 +39,14 @@ typedef float *(*DecodeFn)(void *ctx, const int *seqs, const int *tokens, int n)
 
 /* Generate for n sequences together: at position p every unfinished
  * sequence is fed its prompt id p, or its last generated id once the prompt
- * is used up, in one decoder call. A sequence ends at EOS, at o->stop, after
+ * is used up, in one decoder call. A sequence ends at eos, at o->stop, after
  * max_new ids or when the context of max_T positions is full (the logits of
  * the last position still give one id). Each sequence gets the ids it would
  * get alone, up to the rounding of the matrix products (BLIS may sum a row
  * in another order when it multiplies several; tests/test_generate.c and
  * test_compose.c find the same ids). Returns the total ids generated. */
-long generate_lockstep(DecodeFn fn, void *ctx, int vocab, int max_T, GenSeq *seqs, int n, const GenOpts *o);
+long generate_lockstep(DecodeFn fn, void *ctx, int vocab, int eos, int max_T, GenSeq *seqs, int n,
+                       const GenOpts *o);
 /* Positions a lockstep generation of these sequences needs, capped at max_T. */
 int generate_positions(const GenSeq *seqs, int n, int max_T);
 

@@ -8,12 +8,16 @@
 #include "src/common.h"
 #include "src/tokenizer.h"
 
-void textdata_add(TextData *d, const unsigned char *bytes, size_t n) {
-    d->tokens = xrealloc(d->tokens, (d->n + n + 2) * sizeof(int));
-    d->n += tok_encode(d->tokens + d->n, bytes, n, 1, 1);
+int textdata_add(TextData *d, const Tokenizer *t, const char *text, size_t n) {
+    TokIds ids = {d->tokens, d->n, d->cap};
+    int rc = tokenizer_encode_doc(t, text, n, &ids);
+    d->tokens = ids.v;
+    d->n = ids.n;
+    d->cap = ids.cap;
+    return rc;
 }
 
-int textdata_load(TextData *d, const char *const *paths, int n_paths) {
+int textdata_load(TextData *d, const Tokenizer *t, const char *const *paths, int n_paths) {
     memset(d, 0, sizeof *d);
     for (int i = 0; i < n_paths; i++) {
         char *buf;
@@ -27,8 +31,12 @@ int textdata_load(TextData *d, const char *const *paths, int n_paths) {
             textdata_free(d);
             return calm_error("%s: empty file", paths[i]);
         }
-        textdata_add(d, (const unsigned char *)buf, len);
+        int rc = textdata_add(d, t, buf, len);
         free(buf);
+        if (rc != 0) {
+            textdata_free(d);
+            return calm_error("%s: %s", paths[i], calm_last_error());
+        }
     }
     return 0;
 }

@@ -1,5 +1,5 @@
 /* textdata.h: plain-text training data held in memory as one token stream.
- * Each input file is a document: BOS, its bytes, EOS. Batches are windows of
+ * Each input file is a document: BOS, its tokens, EOS. Batches are windows of
  * T+1 tokens at positions drawn from (seed, step, row), never from the
  * loader's history, so a resumed run sees exactly the batches it would have. */
 #ifndef CALM_TEXTDATA_H
@@ -8,14 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct Tokenizer;
+
 typedef struct {
     int *tokens;
-    size_t n;
+    size_t n, cap;
 } TextData;
 
-int textdata_load(TextData *d, const char *const *paths, int n_paths);
-/* Append one document (bytes) to the stream. */
-void textdata_add(TextData *d, const unsigned char *bytes, size_t n);
+/* Each file is a document, tokenized with t (tokenizer_encode_doc). */
+int textdata_load(TextData *d, const struct Tokenizer *t, const char *const *paths, int n_paths);
+/* Append one document of n bytes of text to the stream. */
+int textdata_add(TextData *d, const struct Tokenizer *t, const char *text, size_t n);
 void textdata_free(TextData *d);
 
 /* Rows [row0, row0 + B) of the global batch for step: tokens/targets [B,T],

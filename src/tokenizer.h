@@ -63,6 +63,17 @@ int tokenizer_is_special(const Tokenizer *t, int id); /* BOS/EOS/PAD and special
  * UTF-8 where the tokenizer needs characters, an id out of range). */
 int tokenizer_encode(const Tokenizer *t, const char *text, size_t n, int add_special, TokIds *out);
 
+/* A document as calm trains on it: BOS (when the tokenizer has one), the
+ * text's ids without any other special token, EOS (when it has one). */
+int tokenizer_encode_doc(const Tokenizer *t, const char *text, size_t n, TokIds *out);
+
+/* A task example as calm trains and scores it: BOS (when the tokenizer has
+ * one) and the prompt's ids, then the target's ids and EOS (when it has one);
+ * *n_prompt gets the length of the first part. Prompt and target are encoded
+ * separately, so the boundary between them is always a token boundary. */
+int tokenizer_encode_task(const Tokenizer *t, const char *prompt, size_t np, const char *target, size_t nt,
+                          TokIds *out, size_t *n_prompt);
+
 /* Decode n ids to text into a malloc'd NUL-terminated string (*len bytes).
  * skip_special drops special tokens. -1 on an id outside the vocabulary. */
 int tokenizer_decode(const Tokenizer *t, const int *ids, size_t n, int skip_special, char **text, size_t *len);
