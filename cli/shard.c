@@ -141,7 +141,7 @@ static int build_dir(BuildCtx *c, const char *dir) {
 }
 
 typedef struct {
-    const char *out, *lang, *format, *docs;
+    const char *out, *lang, *format, *docs, *tokenizer;
     int seq_len, vocab, batch, quiet;
     double val;
     uint64_t map;
@@ -188,13 +188,21 @@ static int run_build(const BuildArgs *a, char **inputs, int n_inputs, const char
     c.docs_per_file = strcmp(a->docs, "file") == 0;
     ShardBuildOpts bo;
     shard_build_opts_default(&bo);
+    Tokenizer *tok = NULL;
+    if (a->tokenizer && !(tok = tokenizer_load(a->tokenizer))) return -1;
+    bo.tokenizer = tok;
     bo.seq_len = a->seq_len;
-    bo.vocab_size = a->vocab;
+    /* a model's tokenizer: its vocabulary unless --vocab pads it further */
+    bo.vocab_size = a->vocab > 0 ? a->vocab : tok ? tokenizer_vocab_size(tok) : TOK_VOCAB_DEFAULT;
+    if (tok) calm_log("tokenizer: %s (%s), %d ids", a->tokenizer, tokenizer_id(tok), tokenizer_vocab_size(tok));
     bo.val_fraction = a->val;
     bo.map_size = (size_t)a->map;
     bo.batch_records = a->batch;
     bo.command = command;
-    if (shard_builder_open(&c.b, a->out, &bo)) return -1;
+    if (shard_builder_open(&c.b, a->out, &bo)) {
+        tokenizer_free(tok);
+        return -1;
+    }
     int rc = 0;
     for (int i = 0; i < n_inputs && !rc; i++) {
         struct stat st;
@@ -207,11 +215,12 @@ static int run_build(const BuildArgs *a, char **inputs, int n_inputs, const char
     if (!rc) rc = shard_builder_finish(c.b);
     if (rc) shard_builder_discard(c.b); /* a failed build leaves nothing behind */
     else shard_builder_free(c.b);
+    tokenizer_free(tok);
     return rc;
 }
 
 static int shard_build(int argc, char **argv) {
-    BuildArgs a = {NULL, "und", "auto", "line", 256, TOK_VOCAB_DEFAULT, 8192, 0, 0.0, (uint64_t)64 << 20};
+    BuildArgs a = {NULL, "und", "auto", "line", NULL, 256, 0, 8192, 0, 0.0, (uint64_t)64 << 20};
     const Opt opts[] = {
         {"out", OPT_STR, &a.out, "store directory to create (must not hold a store)", 1, 0},
         {"lang", OPT_STR, &a.lang, "language of inputs that name none; A-Z a-z 0-9 _ -", 1, 0},
@@ -220,7 +229,12 @@ static int shard_build(int argc, char **argv) {
          0, 1},
         {"format", OPT_STR, &a.format, "auto, text or jsonl (auto: .jsonl, .ndjson and .json are JSON Lines)", 1, 0},
         {"docs", OPT_STR, &a.docs, "plain text documents: line or file", 1, 0},
-        {"vocab", OPT_INT, &a.vocab, "vocabulary size recorded in the store", TOK_N_SPECIAL, 65536},
+        {"tokenizer", OPT_STR, &a.tokenizer,
+         "model directory whose tokenizer.json tokenizes the text (default: calm's byte tokenizer)", 1, 0},
+        {"vocab", OPT_INT, &a.vocab,
+         "vocabulary size recorded in the store (default: the tokenizer's; 320 for bytes); above 65535 ids are "
+         "stored as uint32",
+         TOK_N_SPECIAL, 1 << 30},
         {"map-size", OPT_SIZE, &a.map, "initial LMDB map size, doubled whenever it fills", 65536, 1e18},
         {"batch-records", OPT_INT, &a.batch, "records per write transaction", 1, 1 << 30},
         {"quiet", OPT_FLAG, &a.quiet, "no progress lines", 1, 0},
@@ -258,6 +272,7 @@ static void info_json(const ShardInfo *in, const char *dir, const double *p) {
     cJSON_AddNumberToObject(o, "version", in->version);
     cJSON_AddStringToObject(o, "tokenizer", in->tokenizer);
     cJSON_AddNumberToObject(o, "vocab_size", in->vocab_size);
+    cJSON_AddNumberToObject(o, "token_bytes", in->token_bytes);
     cJSON_AddStringToObject(o, "kind", shard_kind_name(in->kind));
     cJSON_AddNumberToObject(o, "seq_len", in->seq_len);
     cJSON_AddNumberToObject(o, "val_fraction", in->val_fraction);
@@ -297,7 +312,7 @@ static void info_table(const ShardInfo *in, const char *dir, const double *p, do
     printf("store       %s\n", dir);
     printf("format      calm-shards v%d: %s records, seq_len %d, uint16 tokens, CRC-32C per record\n", in->version,
            shard_kind_name(in->kind), in->seq_len);
-    printf("tokenizer   %s, vocab %d\n", in->tokenizer, in->vocab_size);
+    printf("tokenizer   %s, vocab %d (uint%d ids)\n", in->tokenizer, in->vocab_size, 8 * in->token_bytes);
     printf("created     %s by: %s\n", in->created_at, in->created_by);
     printf("size        data.mdb %s (%.2f bytes/token)\n", shard_fmt_bytes(size, sizeof size, (double)in->file_bytes),
            all_tokens ? (double)in->file_bytes / (double)all_tokens : 0.0);

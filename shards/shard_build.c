@@ -18,7 +18,7 @@
 
 typedef struct {
     ShardLang stat;
-    uint16_t *buf[SHARD_N_SPLITS]; /* lm: the record being packed, seq_len + 1 tokens */
+    uint32_t *buf[SHARD_N_SPLITS]; /* lm: the record being packed, seq_len + 1 tokens */
     uint32_t len[SHARD_N_SPLITS];
 } BuildLang;
 
@@ -50,7 +50,11 @@ struct ShardBuilder {
     int has_last[SHARD_N_SPLITS];
     uint64_t n_docs;
     int broken; /* a write failed: the builder refuses further work */
-    uint16_t *scratch;
+    int token_bytes;      /* 2, or 4 when vocab_size > 65535 */
+    Tokenizer *own_tok;   /* the byte tokenizer when the options name none */
+    const Tokenizer *tok; /* o.tokenizer or own_tok */
+    TokIds ids;           /* the document or example being added */
+    uint32_t *scratch;
     uint8_t *scratch_mask;
 };
 
@@ -142,14 +146,14 @@ static int flush(ShardBuilder *b) {
     return 0;
 }
 
-static int stage_record(ShardBuilder *b, int lang, ShardSplit split, const uint16_t *tok, const uint8_t *mask,
+static int stage_record(ShardBuilder *b, int lang, ShardSplit split, const uint32_t *tok, const uint8_t *mask,
                         uint32_t n) {
     BuildLang *L = &b->langs[lang];
     uint64_t id = L->stat.samples[split];
     if (id > UINT32_MAX)
         return calm_error("%s: language '%s' has more than 2^32 %s samples (keys hold 32-bit ids)", b->dir,
                           L->stat.code, shard_split_name(split));
-    size_t bytes = shard_record_bytes(b->kind, n);
+    size_t bytes = shard_record_bytes(b->kind, n, b->token_bytes);
     if (b->stage_len + SHARD_KEY_BYTES + bytes + 1 > b->stage_cap) {
         while (b->stage_len + SHARD_KEY_BYTES + bytes + 1 > b->stage_cap) b->stage_cap = b->stage_cap * 2 + 4096;
         b->stage = xrealloc(b->stage, b->stage_cap);
@@ -160,7 +164,7 @@ static int stage_record(ShardBuilder *b, int lang, ShardSplit split, const uint1
     }
     uint8_t *key = b->stage + b->stage_len;
     shard_key(key, (uint32_t)lang, (uint32_t)id);
-    shard_record_encode(key + SHARD_KEY_BYTES, key, b->kind, (uint32_t)lang, tok, mask, n);
+    shard_record_encode(key + SHARD_KEY_BYTES, key, b->kind, (uint32_t)lang, tok, mask, n, b->token_bytes);
     b->staged[b->n_staged++] = (Staged){b->stage_len, (uint32_t)bytes, (uint8_t)split};
     /* Keep the next key 2-byte aligned in the stage (values are copied anyway). */
     b->stage_len += (SHARD_KEY_BYTES + bytes + 1) & ~(size_t)1;
@@ -242,10 +246,10 @@ static int set_kind(ShardBuilder *b, ShardKind kind) {
 /* Append one token to a language's packed lm stream; a full record
  * (seq_len + 1 tokens) is staged and its last token starts the next one, so
  * every stream token but the first is a target exactly once. */
-static int push_token(ShardBuilder *b, int lang, ShardSplit split, uint16_t tok) {
+static int push_token(ShardBuilder *b, int lang, ShardSplit split, uint32_t tok) {
     BuildLang *L = &b->langs[lang];
     uint32_t full = (uint32_t)b->o.seq_len + 1;
-    if (!L->buf[split]) L->buf[split] = xmalloc(full * sizeof(uint16_t));
+    if (!L->buf[split]) L->buf[split] = xmalloc(full * sizeof(uint32_t));
     L->buf[split][L->len[split]++] = tok;
     L->stat.tokens[split]++;
     if (L->len[split] < full) return 0;
@@ -255,69 +259,79 @@ static int push_token(ShardBuilder *b, int lang, ShardSplit split, uint16_t tok)
     return rc;
 }
 
-typedef struct {
-    const unsigned char *bytes;
-    const int *ids;
-    size_t n;
-} DocSrc;
+/* Ids past the store's vocabulary cannot be stored; PAD is not a document
+ * token of the byte tokenizer (a loader pads with it). */
+static int check_ids(const ShardBuilder *b, const int *ids, size_t n) {
+    int bytes = strcmp(tokenizer_id(b->tok), TOK_ID) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= b->o.vocab_size || (bytes && ids[i] == TOK_PAD))
+            return calm_error("token id %d at position %zu is not a document token (vocab %d%s)", ids[i], i,
+                              b->o.vocab_size, bytes ? ", PAD 258" : "");
+    return 0;
+}
 
-static int add_doc(ShardBuilder *b, const char *lang, DocSrc d) {
-    if (d.n == 0) return 0; /* an empty document adds nothing */
+/* A document's ids, framed by BOS and EOS, appended to its language's stream. */
+static int add_doc(ShardBuilder *b, const char *lang, const int *ids, size_t n) {
     if (set_kind(b, SHARD_KIND_LM)) return -1;
-    if (d.ids)
-        for (size_t i = 0; i < d.n; i++)
-            if (d.ids[i] < 0 || d.ids[i] >= b->o.vocab_size || d.ids[i] == TOK_PAD)
-                return calm_error("token id %d at position %zu is not a document token (vocab %d, PAD %d)", d.ids[i],
-                                  i, b->o.vocab_size, TOK_PAD);
+    if (check_ids(b, ids, n)) return -1;
     int id = lang_id(b, lang);
     if (id < 0) return -1;
     BuildLang *L = &b->langs[id];
     ShardSplit split = doc_split(b, L->stat.docs[SHARD_TRAIN] + L->stat.docs[SHARD_VAL]);
     L->stat.docs[split]++;
     b->n_docs++;
-    /* BOS bytes EOS, as text files are read (textdata.h) and as evaluation and
-     * generation present a document, so a model trained on a store has seen
-     * a document start the way it will be asked to continue one */
-    if (push_token(b, id, split, TOK_BOS)) return -1;
-    for (size_t i = 0; i < d.n; i++)
-        if (push_token(b, id, split, (uint16_t)(d.ids ? d.ids[i] : d.bytes[i]))) return -1;
-    return push_token(b, id, split, TOK_EOS);
+    for (size_t i = 0; i < n; i++)
+        if (push_token(b, id, split, (uint32_t)ids[i])) return -1;
+    return 0;
 }
 
+/* BOS tokens EOS, as text files are read (textdata.h) and as evaluation and
+ * generation present a document, so a model trained on a store has seen a
+ * document start the way it will be asked to continue one. */
 int shard_builder_add_text(ShardBuilder *b, const char *lang, const char *text, size_t n) {
-    return add_doc(b, lang, (DocSrc){(const unsigned char *)text, NULL, n});
+    if (n == 0) return 0; /* an empty document adds nothing */
+    b->ids.n = 0;
+    if (tokenizer_encode_doc(b->tok, text, n, &b->ids)) return -1;
+    return add_doc(b, lang, b->ids.v, b->ids.n);
 }
 
 int shard_builder_add_ids(ShardBuilder *b, const char *lang, const int *ids, size_t n) {
-    return add_doc(b, lang, (DocSrc){NULL, ids, n});
+    if (n == 0) return 0;
+    if (check_ids(b, ids, n)) return -1;
+    int bos = tokenizer_bos(b->tok), eos = tokenizer_eos(b->tok);
+    b->ids.n = 0;
+    if (b->ids.cap < n + 2) {
+        b->ids.cap = n + 2;
+        b->ids.v = xrealloc(b->ids.v, b->ids.cap * sizeof(int));
+    }
+    if (bos >= 0) b->ids.v[b->ids.n++] = bos;
+    memcpy(b->ids.v + b->ids.n, ids, n * sizeof(int));
+    b->ids.n += n;
+    if (eos >= 0) b->ids.v[b->ids.n++] = eos;
+    return add_doc(b, lang, b->ids.v, b->ids.n);
 }
 
 int shard_builder_add_task(ShardBuilder *b, const char *lang, const char *prompt, size_t np, const char *target,
                            size_t nt) {
     if (set_kind(b, SHARD_KIND_TASK)) return -1;
-    size_t n = np + nt + 2;
-    if (n > (size_t)b->o.seq_len + 1)
-        return calm_error("task example of %zu tokens (BOS + %zu prompt + %zu target + EOS) does not fit seq_len + 1 = "
-                          "%d; raise --seq-len",
-                          n, np, nt, b->o.seq_len + 1);
     if (nt == 0) return calm_error("task example with an empty target has nothing to learn");
+    size_t n_prompt;
+    b->ids.n = 0;
+    if (tokenizer_encode_task(b->tok, prompt, np, target, nt, &b->ids, &n_prompt)) return -1;
+    size_t k = b->ids.n;
+    if (k > (size_t)b->o.seq_len + 1)
+        return calm_error("task example of %zu tokens (%zu of BOS + prompt, %zu of target + EOS) does not fit "
+                          "seq_len + 1 = %d; raise --seq-len",
+                          k, n_prompt, k - n_prompt, b->o.seq_len + 1);
+    if (check_ids(b, b->ids.v, k)) return -1;
     int id = lang_id(b, lang);
     if (id < 0) return -1;
-    uint16_t *tok = b->scratch;
+    uint32_t *tok = b->scratch;
     uint8_t *mask = b->scratch_mask;
-    size_t k = 0;
-    tok[k] = TOK_BOS;
-    mask[k++] = 0;
-    for (size_t i = 0; i < np; i++, k++) {
-        tok[k] = (unsigned char)prompt[i];
-        mask[k] = 0;
+    for (size_t i = 0; i < k; i++) {
+        tok[i] = (uint32_t)b->ids.v[i];
+        mask[i] = i >= n_prompt; /* the loss is on the target and EOS */
     }
-    for (size_t i = 0; i < nt; i++, k++) {
-        tok[k] = (unsigned char)target[i];
-        mask[k] = 1;
-    }
-    tok[k] = TOK_EOS;
-    mask[k++] = 1;
     BuildLang *L = &b->langs[id];
     ShardSplit split = doc_split(b, L->stat.docs[SHARD_TRAIN] + L->stat.docs[SHARD_VAL]);
     L->stat.docs[split]++;
@@ -330,8 +344,8 @@ int shard_builder_add_task(ShardBuilder *b, const char *lang, const char *prompt
 
 /* An lm record larger than LMDB's largest node (about half a 4 KiB page)
  * moves to its own overflow pages, whose unused tail is wasted. */
-static void warn_page_fill(int seq_len) {
-    size_t rec = SHARD_HDR_BYTES + 2 * ((size_t)seq_len + 1), page = 4096;
+static void warn_page_fill(int seq_len, int token_bytes) {
+    size_t rec = SHARD_HDR_BYTES + (size_t)token_bytes * ((size_t)seq_len + 1), page = 4096;
     if (SHARD_KEY_BYTES + 8 + rec <= (page - 16) / 2 - 2) return;
     size_t pages = (rec + 16 + page - 1) / page;
     if (pages * page > rec + rec / 4)
@@ -343,9 +357,9 @@ static void warn_page_fill(int seq_len) {
 int shard_builder_open(ShardBuilder **out, const char *dir, const ShardBuildOpts *o) {
     *out = NULL;
     if (o->seq_len < 1 || o->seq_len > (1 << 20)) return calm_error("seq_len %d outside [1, 2^20]", o->seq_len);
-    if (o->vocab_size < TOK_N_SPECIAL || o->vocab_size > 65536)
-        return calm_error("vocab_size %d outside [%d, 65536] (tokens are stored as uint16)", o->vocab_size,
-                          TOK_N_SPECIAL);
+    int min_vocab = o->tokenizer ? tokenizer_vocab_size(o->tokenizer) : TOK_N_SPECIAL;
+    if (o->vocab_size < min_vocab)
+        return calm_error("vocab_size %d is below the tokenizer's %d ids", o->vocab_size, min_vocab);
     if (!(o->val_fraction >= 0 && o->val_fraction < 1))
         return calm_error("val fraction %g outside [0, 1)", o->val_fraction);
     if (o->batch_records < 1) return calm_error("batch_records %d < 1", o->batch_records);
@@ -366,9 +380,13 @@ int shard_builder_open(ShardBuilder **out, const char *dir, const ShardBuildOpts
     b->kind = o->kind;
     b->map_size = o->map_size < 65536 ? 65536 : o->map_size;
     b->val_ppm = (uint64_t)(o->val_fraction * 1e6 + 0.5);
+    b->token_bytes = o->vocab_size > 65535 ? 4 : 2;
+    b->own_tok = o->tokenizer ? NULL : tokenizer_bytes();
+    b->tok = o->tokenizer ? o->tokenizer : b->own_tok;
+    b->o.tokenizer = b->tok;
     b->scratch = xmalloc(((size_t)o->seq_len + 1) * sizeof *b->scratch);
     b->scratch_mask = xmalloc((size_t)o->seq_len + 1);
-    warn_page_fill(o->seq_len);
+    warn_page_fill(o->seq_len, b->token_bytes);
 
     int rc = mdb_env_create(&b->env);
     if (!rc) rc = mdb_env_set_maxdbs(b->env, SHARD_MAXDBS);
@@ -411,7 +429,7 @@ static int put_meta(ShardBuilder *b, MDB_txn *txn, void *arg) {
     int rc = put_str(txn, b->meta, "magic", SHARD_MAGIC);
     snprintf(buf, sizeof buf, "%d", SHARD_FORMAT_VERSION);
     if (!rc) rc = put_str(txn, b->meta, "version", buf);
-    if (!rc) rc = put_str(txn, b->meta, "tokenizer", TOK_ID);
+    if (!rc) rc = put_str(txn, b->meta, "tokenizer", tokenizer_id(b->tok));
     snprintf(buf, sizeof buf, "%d", b->o.vocab_size);
     if (!rc) rc = put_str(txn, b->meta, "vocab_size", buf);
     if (!rc) rc = put_str(txn, b->meta, "kind", shard_kind_name(b->kind));
@@ -419,7 +437,8 @@ static int put_meta(ShardBuilder *b, MDB_txn *txn, void *arg) {
     if (!rc) rc = put_str(txn, b->meta, "seq_len", buf);
     snprintf(buf, sizeof buf, "%.6f", b->val_ppm / 1e6);
     if (!rc) rc = put_str(txn, b->meta, "val_fraction", buf);
-    if (!rc) rc = put_str(txn, b->meta, "token_bytes", "2");
+    snprintf(buf, sizeof buf, "%d", b->token_bytes);
+    if (!rc) rc = put_str(txn, b->meta, "token_bytes", buf);
     if (!rc && b->kind == SHARD_KIND_LM) rc = put_str(txn, b->meta, "doc_start", "bos");
     if (!rc) rc = put_str(txn, b->meta, "created_by", b->command);
     if (!rc) rc = put_str(txn, b->meta, "created_at", created_at);
@@ -481,6 +500,8 @@ void shard_builder_free(ShardBuilder *b) {
     free(b->staged);
     free(b->scratch);
     free(b->scratch_mask);
+    tok_ids_free(&b->ids);
+    tokenizer_free(b->own_tok);
     free(b->command);
     free(b->dir);
     free(b);

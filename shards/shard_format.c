@@ -108,8 +108,8 @@ int shard_key_cmp(const MDB_val *a, const MDB_val *b) {
     return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
 }
 
-size_t shard_record_bytes(ShardKind kind, uint32_t n) {
-    return SHARD_HDR_BYTES + (size_t)n * 2 + (kind == SHARD_KIND_TASK ? n : 0);
+size_t shard_record_bytes(ShardKind kind, uint32_t n, int token_bytes) {
+    return SHARD_HDR_BYTES + (size_t)n * token_bytes + (kind == SHARD_KIND_TASK ? n : 0);
 }
 
 static uint32_t record_crc(const uint8_t *key, const uint8_t *rec, size_t bytes) {
@@ -119,16 +119,24 @@ static uint32_t record_crc(const uint8_t *key, const uint8_t *rec, size_t bytes)
 }
 
 void shard_record_encode(uint8_t *out, const uint8_t key[SHARD_KEY_BYTES], ShardKind kind, uint32_t lang,
-                         const uint16_t *tokens, const uint8_t *mask, uint32_t n) {
+                         const uint32_t *tokens, const uint8_t *mask, uint32_t n, int token_bytes) {
     uint16_t magic = SHARD_REC_MAGIC;
     memcpy(out, &magic, 2);
     out[2] = (uint8_t)kind;
     out[3] = SHARD_REC_VERSION;
     memcpy(out + 4, &lang, 4);
     memcpy(out + 8, &n, 4);
-    memcpy(out + SHARD_HDR_BYTES, tokens, (size_t)n * 2);
-    if (kind == SHARD_KIND_TASK) memcpy(out + SHARD_HDR_BYTES + (size_t)n * 2, mask, n);
-    uint32_t crc = record_crc(key, out, shard_record_bytes(kind, n));
+    uint8_t *p = out + SHARD_HDR_BYTES;
+    for (uint32_t t = 0; t < n; t++) {
+        if (token_bytes == 2) {
+            uint16_t v = (uint16_t)tokens[t];
+            memcpy(p + 2 * (size_t)t, &v, 2);
+        } else {
+            memcpy(p + 4 * (size_t)t, &tokens[t], 4);
+        }
+    }
+    if (kind == SHARD_KIND_TASK) memcpy(p + (size_t)n * token_bytes, mask, n);
+    uint32_t crc = record_crc(key, out, shard_record_bytes(kind, n, token_bytes));
     memcpy(out + 12, &crc, 4);
 }
 
@@ -178,7 +186,7 @@ int shard_record_check(const char *dir, const ShardInfo *info, ShardSplit split,
         return rec_error(dir, info, split, key, "record kind %u in a store of kind %s", v[2],
                          shard_kind_name(info->kind));
     if (hlang != lang) return rec_error(dir, info, split, key, "record header says language %u", hlang);
-    size_t want = shard_record_bytes(info->kind, n);
+    size_t want = shard_record_bytes(info->kind, n, info->token_bytes);
     if (n > (uint32_t)info->seq_len + 1 || val->mv_size != want)
         return rec_error(dir, info, split, key, "length mismatch (header: %u tokens = %zu bytes; record: %zu bytes; "
                          "seq_len %d)", n, want, val->mv_size, info->seq_len);
@@ -194,8 +202,10 @@ int shard_record_check(const char *dir, const ShardInfo *info, ShardSplit split,
     rec->kind = info->kind;
     rec->lang = (int)lang;
     rec->n = n;
-    rec->tokens = (const uint16_t *)(const void *)(v + SHARD_HDR_BYTES);
-    rec->mask = info->kind == SHARD_KIND_TASK ? v + SHARD_HDR_BYTES + (size_t)n * 2 : NULL;
+    rec->token_bytes = info->token_bytes;
+    rec->tokens = info->token_bytes == 2 ? (const uint16_t *)(const void *)(v + SHARD_HDR_BYTES) : NULL;
+    rec->tokens32 = info->token_bytes == 4 ? v + SHARD_HDR_BYTES : NULL;
+    rec->mask = info->kind == SHARD_KIND_TASK ? v + SHARD_HDR_BYTES + (size_t)n * info->token_bytes : NULL;
     return 0;
 }
 

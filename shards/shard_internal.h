@@ -23,7 +23,8 @@
 #define SHARD_MAXREADERS 4096
 #define SHARD_DB_META "meta"
 
-/* Record header, little-endian, then uint16 tokens[n], then (task) uint8 mask[n]:
+/* Record header, little-endian, then tokens[n] (uint16, or uint32 in a store
+ * whose meta says token_bytes 4), then (task) uint8 mask[n]:
  *   0 u16 magic "cs"   2 u8 kind   3 u8 record version
  *   4 u32 language     8 u32 n     12 u32 crc32c(key ‖ header[0,12) ‖ payload)
  */
@@ -60,10 +61,11 @@ static inline void shard_key(uint8_t key[SHARD_KEY_BYTES], uint32_t lang, uint32
  * keeps stores readable by any LMDB tool. */
 int shard_key_cmp(const MDB_val *a, const MDB_val *b);
 
-size_t shard_record_bytes(ShardKind kind, uint32_t n);
-/* Encode a record into out[shard_record_bytes(kind, n)]. */
+size_t shard_record_bytes(ShardKind kind, uint32_t n, int token_bytes);
+/* Encode a record into out[shard_record_bytes(kind, n, token_bytes)]; each
+ * id is stored in token_bytes bytes (the caller checked that it fits). */
 void shard_record_encode(uint8_t *out, const uint8_t key[SHARD_KEY_BYTES], ShardKind kind, uint32_t lang,
-                         const uint16_t *tokens, const uint8_t *mask, uint32_t n);
+                         const uint32_t *tokens, const uint8_t *mask, uint32_t n, int token_bytes);
 /* "train record 'de' #5 (key 00000001:00000005)" into buf. */
 const char *shard_key_desc(char *buf, size_t cap, const ShardInfo *info, ShardSplit split, const uint8_t *key,
                            size_t key_len);

@@ -365,6 +365,15 @@ static void widen(int *restrict dst, const uint16_t *restrict src, int n) {
     for (; t < n; t++) dst[t] = src[t];
 }
 
+/* The same for ids t0..t0+n-1 of a record of either width. */
+static void record_ids(int *restrict dst, const ShardRecord *r, int t0, int n) {
+    if (r->tokens) {
+        widen(dst, r->tokens + t0, n);
+        return;
+    }
+    memcpy(dst, r->tokens32 + 4 * (size_t)t0, (size_t)n * 4); /* little-endian host (shard_internal.h) */
+}
+
 static void mask_to_weights(float *restrict dst, const uint8_t *restrict mask, int n) {
     int t = 0;
     for (; t + WIDEN_CHUNK <= n; t += WIDEN_CHUNK)
@@ -384,12 +393,12 @@ static void fill_ones(float *restrict dst, int n) {
 static void fill_row(const ShardRecord *r, int T, int *restrict tok, int *restrict tgt, float *restrict w) {
     int n = r->n < (uint32_t)T + 1 ? (int)r->n : T + 1;
     int m = n > 0 ? n - 1 : 0; /* real targets */
-    widen(tok, r->tokens, m);
-    widen(tgt, r->tokens + 1, m);
+    record_ids(tok, r, 0, m);
+    record_ids(tgt, r, 1, m);
     if (w && r->mask) mask_to_weights(w, r->mask + 1, m);
     else if (w) fill_ones(w, m);
     for (int t = m; t < T; t++) {
-        tok[t] = t < n ? r->tokens[t] : TOK_PAD;
+        tok[t] = t < n ? (int)shard_record_token(r, (uint32_t)t) : TOK_PAD;
         tgt[t] = TOK_PAD;
         if (w) w[t] = 0.0f;
     }

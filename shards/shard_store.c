@@ -91,8 +91,15 @@ static int read_meta(ShardStore *s, MDB_txn *txn) {
                           dir);
     if (meta_str(txn, s->meta, "tokenizer", in->tokenizer, sizeof in->tokenizer) != 0)
         return calm_error("%s: meta key 'tokenizer' missing; the store is damaged, rebuild it", dir);
-    if (meta_int(dir, txn, s->meta, "vocab_size", 1, 65536, &v)) return -1;
+    if (meta_int(dir, txn, s->meta, "vocab_size", 1, INT32_MAX, &v)) return -1;
     in->vocab_size = (int)v;
+    in->token_bytes = 2; /* stores from before uint32 ids say 2 or nothing */
+    if (meta_str(txn, s->meta, "token_bytes", buf, sizeof buf) == 0) in->token_bytes = atoi(buf);
+    if (in->token_bytes != 2 && in->token_bytes != 4)
+        return calm_error("%s: meta token_bytes is '%s' (expected 2 or 4); the store is damaged, rebuild it", dir, buf);
+    if (in->token_bytes == 2 && in->vocab_size > 65536)
+        return calm_error("%s: vocab_size %d does not fit the store's uint16 ids; the store is damaged", dir,
+                          in->vocab_size);
     if (meta_int(dir, txn, s->meta, "seq_len", 1, 1 << 24, &v)) return -1;
     in->seq_len = (int)v;
     if (meta_str(txn, s->meta, "kind", buf, sizeof buf) != 0) return calm_error("%s: meta key 'kind' missing", dir);
@@ -309,9 +316,9 @@ static int verify_record(ShardStore *s, ShardSplit split, VerifyState *vs, const
                           s->dir, kd, (unsigned long long)vs->next_id);
     if (r.n < 2) return calm_error("%s: %s: record of %u tokens has no target", s->dir, kd, r.n);
     for (uint32_t t = 0; t < r.n; t++) {
-        if (r.tokens[t] >= in->vocab_size)
+        if (shard_record_token(&r, t) >= (uint32_t)in->vocab_size)
             return calm_error("%s: %s: token %u at position %u is outside the vocabulary (%d)", s->dir, kd,
-                              r.tokens[t], t, in->vocab_size);
+                              shard_record_token(&r, t), t, in->vocab_size);
         if (r.mask && r.mask[t] > 1)
             return calm_error("%s: %s: loss mask %u at position %u (expected 0 or 1)", s->dir, kd, r.mask[t], t);
     }

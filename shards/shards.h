@@ -68,8 +68,9 @@ typedef struct {
 
 typedef struct {
     int version;         /* SHARD_FORMAT_VERSION */
-    char tokenizer[64];  /* TOK_ID of the tokenizer that made the ids */
+    char tokenizer[80];  /* tokenizer_id() of the tokenizer that made the ids */
     int vocab_size;      /* every id is < vocab_size */
+    int token_bytes;     /* 2 (uint16 ids) or 4 (uint32, when vocab_size > 65535) */
     ShardKind kind;      /* one kind per store */
     int seq_len;         /* T the store was packed for; records hold up to T + 1 tokens */
     double val_fraction; /* share of documents held out in `val` */
@@ -102,7 +103,9 @@ int shard_store_verify(ShardStore *s, uint64_t *n_records, uint64_t *n_tokens);
 
 typedef struct {
     int seq_len;          /* T (default 256): lm records hold T + 1 tokens, overlapping by one */
-    int vocab_size;       /* recorded in meta; ids must be below it (default TOK_VOCAB_DEFAULT) */
+    int vocab_size;       /* recorded in meta; ids must be below it (default TOK_VOCAB_DEFAULT); above
+                           * 65535 the ids are stored as uint32 */
+    const struct Tokenizer *tokenizer; /* what turns text into ids (NULL: calm's byte tokenizer) */
     double val_fraction;  /* [0, 1): every (1/f)-th document of each language goes to `val` */
     size_t map_size;      /* initial LMDB map size; doubled on MDB_MAP_FULL (default 64 MiB) */
     int batch_records;    /* records per write transaction (default 8192) */
@@ -115,12 +118,15 @@ typedef struct ShardBuilder ShardBuilder;
 void shard_build_opts_default(ShardBuildOpts *o);
 /* Create a new store in DIR (created if missing; refused if it holds one). */
 int shard_builder_open(ShardBuilder **out, const char *dir, const ShardBuildOpts *o);
-/* One lm document of UTF-8 text: BOS, its bytes, EOS, appended to the
- * language's packed stream. Languages get ids in order of first appearance. */
+/* One lm document of UTF-8 text: BOS, its tokens, EOS (tokenizer_encode_doc),
+ * appended to the language's packed stream. Languages get ids in order of
+ * first appearance. */
 int shard_builder_add_text(ShardBuilder *b, const char *lang, const char *text, size_t n);
-/* The same for a document given as token ids (each < vocab_size, not PAD). */
+/* The same for a document given as token ids (each < vocab_size; not PAD
+ * in a byte-tokenizer store), framed by the tokenizer's BOS and EOS. */
 int shard_builder_add_ids(ShardBuilder *b, const char *lang, const int *ids, size_t n);
-/* One task example: BOS prompt target EOS, loss mask 1 on target and EOS.
+/* One task example: BOS prompt target EOS (tokenizer_encode_task), loss
+ * mask 1 on target and EOS.
  * Must fit in seq_len + 1 tokens. */
 int shard_builder_add_task(ShardBuilder *b, const char *lang, const char *prompt, size_t np,
                            const char *target, size_t nt);
@@ -151,9 +157,19 @@ typedef struct {
     ShardKind kind;
     int lang;
     uint32_t n;             /* tokens in the record */
-    const uint16_t *tokens; /* [n], in the map (zero-copy) */
+    int token_bytes;        /* 2 or 4, as the store's */
+    const uint16_t *tokens; /* [n] uint16 ids in the map (zero-copy) when token_bytes is 2, else NULL */
+    const uint8_t *tokens32; /* [4n] bytes of little-endian uint32 ids when token_bytes is 4 (LMDB aligns
+                              * values to 2 bytes only: read them with shard_record_token) */
     const uint8_t *mask;    /* task: [n] loss mask (1 = target token); lm: NULL */
 } ShardRecord;
+
+/* Id t of a record, whatever its width. */
+static inline uint32_t shard_record_token(const ShardRecord *r, uint32_t t) {
+    if (r->tokens) return r->tokens[t];
+    const uint8_t *p = r->tokens32 + 4 * (size_t)t;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 /* Where global sample g of the stream comes from. */
 typedef struct {

@@ -389,6 +389,67 @@ static void test_task_records(void **state) {
     free(dir);
 }
 
+/* A vocabulary past 65535 stores uint32 ids: ids above 65535 come back
+ * exactly through records, batches and verify, in lm and in task stores;
+ * an id past the vocabulary is refused. */
+static void test_uint32_ids(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp("u32");
+    ShardBuildOpts bo;
+    shard_build_opts_default(&bo);
+    bo.seq_len = 8;
+    bo.vocab_size = 128256; /* Llama-3's */
+    ShardBuilder *b;
+    assert_int_equal(shard_builder_open(&b, dir, &bo), 0);
+    int doc[20];
+    for (int i = 0; i < 20; i++) doc[i] = 128255 - 997 * i; /* spans both halves of the uint16 range and past it */
+    assert_int_equal(shard_builder_add_ids(b, "xx", doc, 20), 0);
+    int bad = 128256;
+    assert_int_not_equal(shard_builder_add_ids(b, "xx", &bad, 1), 0);
+    assert_non_null(strstr(calm_last_error(), "128256"));
+    assert_int_equal(shard_builder_finish(b), 0);
+    shard_builder_free(b);
+
+    ShardStore *s;
+    ShardLoader *l;
+    open_loader(dir, &s, &l, 0, 0.3, 0);
+    const ShardInfo *in = shard_store_info(s);
+    assert_int_equal(in->token_bytes, 4);
+    assert_int_equal(in->vocab_size, 128256);
+    /* the stream is BOS doc EOS in records of 9 tokens overlapping by one */
+    int stream[22] = {TOK_BOS};
+    memcpy(stream + 1, doc, sizeof doc);
+    stream[21] = TOK_EOS;
+    for (uint64_t j = 0; j < 3; j++) {
+        ShardRecord r;
+        assert_int_equal(shard_loader_record(l, 0, j, &r), 0);
+        assert_int_equal(r.token_bytes, 4);
+        assert_null(r.tokens);
+        for (uint32_t t = 0; t < r.n; t++) assert_int_equal(shard_record_token(&r, t), stream[8 * j + t]);
+    }
+    enum { B = 3, T = 8 };
+    int tok[B * T], tgt[B * T];
+    float w[B * T];
+    assert_int_equal(shard_loader_batch(l, 0, 0, 1, B, T, tok, tgt, w), 0);
+    for (int r = 0; r < B; r++)
+        for (int t = 0; t < T; t++) {
+            int at = 8 * r + t; /* sequential order: row r is record r */
+            if (at + 1 < 22) {
+                assert_int_equal(tok[r * T + t], stream[at]);
+                assert_int_equal(tgt[r * T + t], stream[at + 1]);
+                assert_true(w[r * T + t] == 1.0f);
+            } else {
+                assert_true(w[r * T + t] == 0.0f);
+            }
+        }
+    uint64_t n_rec, n_tok;
+    assert_int_equal(shard_store_verify(s, &n_rec, &n_tok), 0);
+    assert_int_equal(n_rec, 3);
+    close_loader(s, l);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* This process's mapping of DIR/data.mdb (LMDB maps the file from offset 0). */
 static void test_short_T_and_zero_copy(void **state) {
     (void)state;
@@ -569,6 +630,7 @@ int main(void) {
         cmocka_unit_test(test_val_split_and_subset),
         cmocka_unit_test(test_task_records),
         cmocka_unit_test(test_short_T_and_zero_copy),
+        cmocka_unit_test(test_uint32_ids),
         cmocka_unit_test(test_600_languages),
         cmocka_unit_test(test_map_growth),
         cmocka_unit_test(test_many_readers),
