@@ -232,9 +232,9 @@ static int shard_build(int argc, char **argv) {
         {"tokenizer", OPT_STR, &a.tokenizer,
          "model directory whose tokenizer.json tokenizes the text (default: calm's byte tokenizer)", 1, 0},
         {"vocab", OPT_INT, &a.vocab,
-         "vocabulary size recorded in the store (default: the tokenizer's; 320 for bytes); above 65535 ids are "
-         "stored as uint32",
-         TOK_N_SPECIAL, 1 << 30},
+         "vocabulary size recorded in the store (0: the tokenizer's, 320 for bytes); above 65535 ids are stored "
+         "as uint32",
+         0, 1 << 30},
         {"map-size", OPT_SIZE, &a.map, "initial LMDB map size, doubled whenever it fills", 65536, 1e18},
         {"batch-records", OPT_INT, &a.batch, "records per write transaction", 1, 1 << 30},
         {"quiet", OPT_FLAG, &a.quiet, "no progress lines", 1, 0},
