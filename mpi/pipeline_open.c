@@ -4,6 +4,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "mpi/pipeline_impl.h"
 #include "src/common.h"
@@ -152,10 +153,18 @@ int pipeline_open(Pipeline **out, PipelineRun *run, TrainConfig *tc, const PipeO
     return 0;
 }
 
+/* Peak resident memory of this process in MB: what the kernel counts,
+ * including the pages of memory-mapped weights this rank has touched. */
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0.0;
+}
+
 void pipeline_report(Pipeline *p, FILE *f) {
-    double mine[4] = {p->busy, p->wait, p->t_total, p->bytes}, *all = NULL;
-    if (p->dist.rank == 0) all = xmalloc((size_t)4 * p->dist.size * sizeof(double));
-    MPI_Gather(mine, 4, MPI_DOUBLE, all, 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    enum { K = 5 };
+    double mine[K] = {p->busy, p->wait, p->t_total, p->bytes, peak_rss_mb()}, *all = NULL;
+    if (p->dist.rank == 0) all = xmalloc((size_t)K * p->dist.size * sizeof(double));
+    MPI_Gather(mine, K, MPI_DOUBLE, all, K, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     if (p->dist.rank != 0 || p->steps == 0) {
         free(all);
         return;
@@ -163,12 +172,17 @@ void pipeline_report(Pipeline *p, FILE *f) {
     const double ND = (double)p->N * p->comp.dB * sizeof(float);
     fprintf(f, "pipeline over %ld steps (busy: compute; idle = 1 - busy / step time; ideal 1F1B bubble %.3f)\n",
             p->steps, (double)(p->S - 1) / (p->M + p->S - 1));
-    fprintf(f, "%6s  %-10s %5s  %9s %9s %7s  %12s %12s\n", "rank", "role", "repl", "busy s", "wait s", "idle",
-            "sent MB/step", "model MB/st");
+    /* every rank steps together: rank 0's mean step time is the job's */
+    const double step_s = all[2] / p->steps, tokens = (double)p->N * p->M * p->R;
+    const double flops = compose_flops(&p->comp, &p->cfg_a, &p->cfg_b, p->b * p->M * p->R, p->T);
+    fprintf(f, "step %.3f s: %.1f tokens/s, %.2f model GFLOP/s (%.3g FLOP a step)\n", step_s, tokens / step_s,
+            flops / step_s / 1e9, flops);
+    fprintf(f, "%6s  %-10s %5s  %9s %9s %7s  %12s %12s %10s\n", "rank", "role", "repl", "busy s", "wait s", "idle",
+            "sent MB/step", "model MB/st", "peak RSS MB");
     for (int r = 0; r < p->dist.size; r++) {
         RankInfo ri;
         layout_rank(&p->lo, r, &ri);
-        const double *x = all + 4 * r;
+        const double *x = all + K * r;
         /* bytes this rank must send per step by the model: activations up,
          * gradients down (only where a backward needs them), projections
          * and their gradients */
@@ -185,8 +199,8 @@ void pipeline_report(Pipeline *p, FILE *f) {
         }
         char role[16];
         snprintf(role, sizeof role, "%s %d", ri.role == ROLE_ANCHOR ? "stage" : "augment", ri.index);
-        fprintf(f, "%6d  %-10s %5d  %9.3f %9.3f %7.3f  %12.3f %12.3f\n", r, role, ri.replica, x[0], x[1],
-                x[2] > 0 ? 1.0 - x[0] / x[2] : 0, x[3] / p->steps / 1e6, model / 1e6);
+        fprintf(f, "%6d  %-10s %5d  %9.3f %9.3f %7.3f  %12.3f %12.3f %10.0f\n", r, role, ri.replica, x[0], x[1],
+                x[2] > 0 ? 1.0 - x[0] / x[2] : 0, x[3] / p->steps / 1e6, model / 1e6, x[4]);
     }
     free(all);
 }

@@ -315,7 +315,10 @@ void compose_backward(Composer *c, const int *targets, const float *weights) {
 }
 
 double compose_flops_per_step(const Composer *c, int Bsz, int T) {
-    const ModelConfig *ca = &c->A->cfg, *cb = &c->B->cfg;
+    return compose_flops(c, &c->A->cfg, &c->B->cfg, Bsz, T);
+}
+
+double compose_flops(const Composer *c, const ModelConfig *ca, const ModelConfig *cb, int Bsz, int T) {
     const double N = (double)Bsz * T, dA = c->dA, dB = c->dB;
     double att_a, att_b;
     double mm_a = model_block_flops(ca, Bsz, T, &att_a), mm_b = model_block_flops(cb, Bsz, T, &att_b);

@@ -114,6 +114,8 @@ void compose_xattn_backward(Composer *c, int i, const ConnActs *a, float *dresid
 
 /* Model FLOPs of one training step (compose_forward + compose_backward). */
 double compose_flops_per_step(const Composer *c, int Bsz, int T);
+/* The same from the two configurations (a composer built without models). */
+double compose_flops(const Composer *c, const ModelConfig *ca, const ModelConfig *cb, int Bsz, int T);
 
 /* Greedy / sampled generation with KV caches for both models and a growing
  * cross-attention cache per connection; equals full recomputation.
