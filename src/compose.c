@@ -3,6 +3,8 @@
 #include "src/compose.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -338,9 +340,80 @@ double compose_flops(const Composer *c, const ModelConfig *ca, const ModelConfig
 
 /* ------------------------------------------------------------ directories */
 
+/* Hashing a multi-gigabyte checkpoint takes a while, and a run asks for the
+ * same model's hash at its start and at every save: remember each file's
+ * hash with its identity (device, inode, size, modification time). */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char hex[65];
+} HashMemo;
+static HashMemo hash_memo[8];
+static int hash_memo_n;
+
+static int file_hash(const char *path, char hex[65]) {
+    struct stat st;
+    if (stat(path, &st) != 0) return calm_error("%s: cannot open: %s", path, strerror(errno));
+    for (int i = 0; i < hash_memo_n; i++) {
+        const HashMemo *m = &hash_memo[i];
+        if (m->dev == st.st_dev && m->ino == st.st_ino && m->size == st.st_size &&
+            m->mtime.tv_sec == st.st_mtim.tv_sec && m->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+            memcpy(hex, m->hex, 65);
+            return 0;
+        }
+    }
+    if (calm_sha256_file(path, hex) != 0) return -1;
+    HashMemo *m = &hash_memo[hash_memo_n < 8 ? hash_memo_n++ : (int)(st.st_ino % 8)];
+    *m = (HashMemo){st.st_dev, st.st_ino, st.st_size, st.st_mtim, {0}};
+    memcpy(m->hex, hex, 65);
+    return 0;
+}
+
+static int by_string(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A sharded checkpoint: the sha256 of the lines "FILE HEX" of its weight
+ * files (each once, in name order). */
+static int sharded_hash(const char *model_dir, const char *index, char hex[65]) {
+    cJSON *root = calm_read_json(index);
+    if (!root) return -1;
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map"), *e;
+    int n = 0, r = 0;
+    char **files = xcalloc((size_t)cJSON_GetArraySize(map) + 1, sizeof(char *));
+    cJSON_ArrayForEach(e, map) {
+        if (!cJSON_IsString(e)) {
+            r = calm_error("%s: weight_map[\"%s\"] is not a file name", index, e->string);
+            break;
+        }
+        files[n++] = e->valuestring;
+    }
+    if (r == 0 && n == 0) r = calm_error("%s: no \"weight_map\" entries", index);
+    qsort(files, (size_t)n, sizeof *files, by_string);
+    size_t len = 0, cap = 0;
+    char *lines = NULL;
+    for (int i = 0; i < n && r == 0; i++) {
+        if (i > 0 && !strcmp(files[i], files[i - 1])) continue;
+        char *path = calm_path_join(model_dir, files[i]), h[65];
+        r = file_hash(path, h);
+        free(path);
+        size_t need = strlen(files[i]) + 67;
+        if (len + need + 1 > cap) lines = xrealloc(lines, cap = 2 * (len + need + 1));
+        len += (size_t)snprintf(lines + len, cap - len, "%s %s\n", files[i], h);
+    }
+    if (r == 0) calm_sha256_hex(lines, len, hex);
+    free(lines);
+    free(files);
+    cJSON_Delete(root);
+    return r;
+}
+
 int compose_model_hash(const char *model_dir, char hex[65]) {
     char *path = calm_path_join(model_dir, CALM_WEIGHTS_FILE);
-    int r = calm_sha256_file(path, hex);
+    char *index = calm_path_join(model_dir, CALM_WEIGHTS_FILE ".index.json");
+    struct stat st;
+    int r = stat(path, &st) != 0 && stat(index, &st) == 0 ? sharded_hash(model_dir, index, hex) : file_hash(path, hex);
+    free(index);
     free(path);
     return r;
 }

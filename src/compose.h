@@ -144,7 +144,10 @@ int compose_load_weights(Composer *c, const char *dir);
 struct Tokenizer *compose_tokenizer(const char *anchor_dir, const char *augment_dir);
 /* The same for a composition directory (the models its config records). */
 struct Tokenizer *compose_load_tokenizer(const char *dir);
-/* sha256 of a model directory's weights file. */
+/* sha256 of a model directory's weights: of model.safetensors, or for a
+ * sharded checkpoint (model.safetensors.index.json) of the lines "FILE HEX"
+ * of its files. A file's hash is remembered for the process while its
+ * identity and modification time stay the same. */
 int compose_model_hash(const char *model_dir, char hex[65]);
 
 #endif

@@ -103,6 +103,19 @@ static void sha256_final(Sha256 *s, uint8_t out[32]) {
     }
 }
 
+static void to_hex(const uint8_t digest[32], char out_hex[65]) {
+    for (int i = 0; i < 32; i++) snprintf(out_hex + 2 * i, 3, "%02x", digest[i]);
+}
+
+void calm_sha256_hex(const void *data, size_t n, char out_hex[65]) {
+    Sha256 s;
+    sha256_init(&s);
+    sha256_update(&s, data, n);
+    uint8_t digest[32];
+    sha256_final(&s, digest);
+    to_hex(digest, out_hex);
+}
+
 int calm_sha256_file(const char *path, char out_hex[65]) {
     FILE *f = fopen(path, "rb");
     if (!f) return calm_error("%s: cannot open: %s", path, strerror(errno));
@@ -118,6 +131,6 @@ int calm_sha256_file(const char *path, char out_hex[65]) {
     if (bad) return calm_error("%s: read error while hashing", path);
     uint8_t digest[32];
     sha256_final(&s, digest);
-    for (int i = 0; i < 32; i++) snprintf(out_hex + 2 * i, 3, "%02x", digest[i]);
+    to_hex(digest, out_hex);
     return 0;
 }

@@ -3,7 +3,11 @@
 #ifndef CALM_SHA256_H
 #define CALM_SHA256_H
 
+#include <stddef.h>
+
 /* SHA-256 of a file as 64 lowercase hex digits plus NUL. */
 int calm_sha256_file(const char *path, char out_hex[65]);
+/* SHA-256 of n bytes in memory. */
+void calm_sha256_hex(const void *data, size_t n, char out_hex[65]);
 
 #endif
