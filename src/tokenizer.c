@@ -1,4 +1,14 @@
+/* tokenizer.c: calm's byte tokenizer, and the handle that puts it and a
+ * Hugging Face tokenizer.json (tokenizer_hf*.c) behind one interface. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "src/common.h"
+#include "src/files.h"
+#include "src/sha256.h"
 #include "src/tokenizer.h"
+#include "src/tokenizer_hf.h"
 
 size_t tok_encode(int *out, const unsigned char *bytes, size_t n, int add_bos, int add_eos) {
     size_t k = 0;
@@ -13,4 +23,83 @@ size_t tok_decode(unsigned char *out, const int *ids, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (ids[i] >= 0 && ids[i] < 256) out[k++] = (unsigned char)ids[i];
     return k;
+}
+
+void tok_ids_reserve(TokIds *ids, size_t n) {
+    if (n <= ids->cap) return;
+    ids->cap = n < 2 * ids->cap ? 2 * ids->cap : n + 64;
+    ids->v = xrealloc(ids->v, ids->cap * sizeof *ids->v);
+}
+
+void tok_ids_free(TokIds *ids) {
+    free(ids->v);
+    *ids = (TokIds){0};
+}
+
+/* ------------------------------------------------------------ the handle */
+
+struct Tokenizer {
+    HfTok *hf; /* NULL: the byte tokenizer */
+    char id[72];
+};
+
+Tokenizer *tokenizer_bytes(void) {
+    Tokenizer *t = xcalloc(1, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", TOK_ID);
+    return t;
+}
+
+Tokenizer *tokenizer_load(const char *dir) {
+    char *path = calm_path_join(dir, TOK_FILE);
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return tokenizer_bytes();
+    }
+    char hex[65];
+    Tokenizer *t = NULL;
+    HfTok *hf = calm_sha256_file(path, hex) == 0 ? hf_load(dir, path) : NULL;
+    if (hf) {
+        t = xcalloc(1, sizeof *t);
+        t->hf = hf;
+        snprintf(t->id, sizeof t->id, "sha256:%s", hex);
+    }
+    free(path);
+    return t;
+}
+
+void tokenizer_free(Tokenizer *t) {
+    if (!t) return;
+    hf_free(t->hf);
+    free(t);
+}
+
+const char *tokenizer_id(const Tokenizer *t) { return t->id; }
+int tokenizer_vocab_size(const Tokenizer *t) { return t->hf ? t->hf->vocab_size : TOK_N_SPECIAL; }
+int tokenizer_bos(const Tokenizer *t) { return t->hf ? t->hf->bos : TOK_BOS; }
+int tokenizer_eos(const Tokenizer *t) { return t->hf ? t->hf->eos : TOK_EOS; }
+
+int tokenizer_is_special(const Tokenizer *t, int id) {
+    if (id < 0 || id >= tokenizer_vocab_size(t)) return 0;
+    return t->hf ? t->hf->special[id] : id >= 256;
+}
+
+int tokenizer_encode(const Tokenizer *t, const char *text, size_t n, int add_special, TokIds *out) {
+    if (t->hf) return hf_encode(t->hf, text, n, add_special, out);
+    tok_ids_reserve(out, out->n + n + 1);
+    out->n += tok_encode(out->v + out->n, (const unsigned char *)text, n, add_special, 0);
+    return 0;
+}
+
+/* The byte tokenizer's special ids have no text: they are dropped whether
+ * or not skip_special asks for it. */
+int tokenizer_decode(const Tokenizer *t, const int *ids, size_t n, int skip_special, char **text, size_t *len) {
+    if (t->hf) return hf_decode(t->hf, ids, n, skip_special, text, len);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= TOK_N_SPECIAL)
+            return calm_error("byte tokenizer: token id %d is not in the vocabulary (%d ids)", ids[i], TOK_N_SPECIAL);
+    unsigned char *s = xmalloc(n + 1);
+    *len = tok_decode(s, ids, n);
+    s[*len] = 0;
+    *text = (char *)s;
+    return 0;
 }
