@@ -6,6 +6,9 @@
 //       (their NFC form, what Qwen's normalizer makes of them) and
 //       OUT_DIR/ids/MODEL/NAME.ids (one line of ids, special tokens added as
 //       the model's configuration adds them) for MODEL in llama2 llama3 qwen3
+//   node reference.js corpus UDHR_DIR OUT_FILE
+//       writes the paragraphs of every UDHR declaration (about 7 MB in over
+//       500 languages), the text jobs/bench-tokenize.sh times
 //   node reference.js bench MODELS_DIR MODEL FILE REPEAT
 //       encodes FILE REPEAT times in process (loading excluded) and prints
 //       "js MODEL: X MB/s, Y tokens/s"
@@ -98,6 +101,18 @@ function fixture(udhrDir, modelsDir, out) {
   console.log(`reference.js: ${Object.keys(texts).length} texts x ${MODELS.length} models in ${out}`);
 }
 
+function corpus(udhrDir, out) {
+  const dir = path.join(udhrDir, "declaration");
+  const codes = fs.readdirSync(dir).filter((f) => f.endsWith(".html")).sort().map((f) => f.slice(0, -5));
+  const texts = [];
+  for (const c of codes) {
+    try {
+      texts.push(udhr(udhrDir, c, Infinity));
+    } catch (e) {} // a declaration without paragraphs adds nothing
+  }
+  fs.writeFileSync(out, texts.join("\n"));
+}
+
 function bench(modelsDir, model, file, repeat) {
   const tok = load(modelsDir, model);
   const text = fs.readFileSync(file, "utf8");
@@ -112,9 +127,11 @@ function bench(modelsDir, model, file, repeat) {
 
 const [mode, ...args] = process.argv.slice(2);
 if (mode === "fixture" && args.length === 3) fixture(...args);
+else if (mode === "corpus" && args.length === 2) corpus(...args);
 else if (mode === "bench" && args.length === 4) bench(args[0], args[1], args[2], parseInt(args[3], 10));
 else {
   console.error("usage: node reference.js fixture UDHR_DIR MODELS_DIR OUT_DIR\n" +
+    "       node reference.js corpus UDHR_DIR OUT_FILE\n" +
     "       node reference.js bench MODELS_DIR MODEL FILE REPEAT");
   process.exit(2);
 }
