@@ -131,18 +131,20 @@ void pairs_free(PairMap *m) {
 
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves,
  * the other 68 bytes for U+0100.. in byte order. */
-int hf_unicode_to_byte(uint32_t cp) {
-    static int table[256 + 68];
-    static int ready;
-    if (!ready) { /* idempotent, so two threads racing here write the same values */
-        int n = 0;
-        for (int b = 0; b < 256; b++) {
-            int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-            table[printable ? b : 256 + n++] = b;
-        }
-        ready = 1;
+static int stand_in_byte[256 + 68];
+static pthread_once_t stand_in_once = PTHREAD_ONCE_INIT;
+
+static void stand_in_init(void) {
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+        stand_in_byte[printable ? b : 256 + n++] = b;
     }
-    return cp < 256 + 68 ? table[cp] : -1;
+}
+
+int hf_unicode_to_byte(uint32_t cp) {
+    pthread_once(&stand_in_once, stand_in_init);
+    return cp < 256 + 68 ? stand_in_byte[cp] : -1;
 }
 
 /* -------------------------------------------------------------- workspace */

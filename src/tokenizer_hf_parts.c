@@ -42,12 +42,16 @@ static int each_part(HfTok *h, const cJSON *j, const char *list, const char *wha
     return 0;
 }
 
-/* {"String": s} as s; {"Regex": r} only where a regex is allowed. */
-static const char *pattern_string(const HfTok *h, const cJSON *part, const char *what) {
-    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(part, "pattern");
-    const char *s = hf_str(pat, "String");
-    if (!s) calm_error("%s: %s: only a {\"String\": ...} pattern is supported", h->path, what);
-    return s;
+/* A Replace step (normalizer or decoder): {"pattern": {"String": from},
+ * "content": to} into *from and *to; a Regex pattern is not supported. */
+static int replace_part(const HfTok *h, const cJSON *j, const char *what, char **from, char **to) {
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "pattern");
+    const char *a = hf_str(pat, "String"), *b = hf_str(j, "content");
+    if (!a) return calm_error("%s: %s Replace: only a {\"String\": ...} pattern is supported", h->path, what);
+    if (!*a || !b) return calm_error("%s: %s Replace needs a pattern and a content", h->path, what);
+    *from = xstrdup(a);
+    *to = xstrdup(b);
+    return 0;
 }
 
 /* ------------------------------------------------------------ normalizer */
@@ -61,11 +65,7 @@ static int norm_part(HfTok *h, const cJSON *j, const char *type) {
         s.a = xstrdup(p);
     } else if (strcmp(type, "Replace") == 0) {
         s.kind = NORM_REPLACE;
-        const char *from = pattern_string(h, j, "normalizer Replace"), *to = hf_str(j, "content");
-        if (!from) return -1;
-        if (!*from || !to) return calm_error("%s: normalizer Replace needs a pattern and a content", h->path);
-        s.a = xstrdup(from);
-        s.b = xstrdup(to);
+        if (replace_part(h, j, "normalizer", &s.a, &s.b) != 0) return -1;
     } else if (strcmp(type, "NFC") == 0) {
         s.kind = NORM_NFC;
     } else {
@@ -164,11 +164,7 @@ static int dec_part(HfTok *h, const cJSON *j, const char *type) {
         s.kind = DEC_BYTELEVEL;
     } else if (strcmp(type, "Replace") == 0) {
         s.kind = DEC_REPLACE;
-        const char *from = pattern_string(h, j, "decoder Replace"), *to = hf_str(j, "content");
-        if (!from) return -1;
-        if (!*from || !to) return calm_error("%s: decoder Replace needs a pattern and a content", h->path);
-        s.a = xstrdup(from);
-        s.b = xstrdup(to);
+        if (replace_part(h, j, "decoder", &s.a, &s.b) != 0) return -1;
     } else if (strcmp(type, "ByteFallback") == 0) {
         s.kind = DEC_BYTEFALLBACK;
     } else if (strcmp(type, "Fuse") == 0) {
