@@ -119,8 +119,9 @@ int cmd_tokenize(int argc, char **argv) {
         "Encode UTF-8 text with a model's tokenizer: stdin (or each FILE) becomes one line of space-separated "
         "token ids, with the special tokens the model's configuration adds (BOS for Llama-2 and calm's byte "
         "tokenizer) unless --no-special. With --decode, a line of ids on stdin becomes text; special tokens are "
-        "dropped unless --keep-special. Decoding inverts encoding: decode(encode(x)) == x, except that a "
-        "SentencePiece model (Llama-2) adds a space after each special token in the text. The tokenizer is "
+        "dropped unless --keep-special. Decoding inverts encoding, decode(encode(x)) == x, except where the "
+        "tokenizer itself loses something: an NFC normalizer (Qwen) and, for SentencePiece (Llama-2), U+2581 in "
+        "the text and the space it puts after each added token. The tokenizer is "
         "DIR/tokenizer.json (byte-level BPE as in Llama-3, Qwen, GPT-2; SentencePiece BPE as in Llama-2, "
         "Mistral) with DIR/tokenizer_config.json and DIR/config.json for BOS and EOS; without "
         "tokenizer.json it is calm's byte tokenizer.",
