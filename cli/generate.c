@@ -39,7 +39,7 @@ int cmd_generate(int argc, char **argv) {
     Runner r;
     runner_load(&r, "calm generate", model_dir, calm_dir);
     TokIds ids = {0};
-    if (tokenizer_encode(r.tok, prompt, strlen(prompt), 1, &ids) != 0) cli_fail("generate: --prompt");
+    if (tokenizer_encode_prompt(r.tok, prompt, strlen(prompt), &ids) != 0) cli_fail("generate: --prompt");
     int n_prompt = (int)ids.n;
     if (n_prompt >= runner_max_context(&r)) {
         fprintf(stderr, "calm generate: prompt of %d tokens does not fit the context of %d\n", n_prompt, runner_max_context(&r));
@@ -89,7 +89,7 @@ int cmd_forward(int argc, char **argv) {
     size_t len;
     if (calm_read_file(input, &buf, &len) != 0) cli_fail("forward");
     TokIds ids = {0};
-    if (tokenizer_encode(r.tok, buf, len, 1, &ids) != 0) cli_fail("forward: --input");
+    if (tokenizer_encode_prompt(r.tok, buf, len, &ids) != 0) cli_fail("forward: --input");
     if (ids.n > (size_t)runner_max_context(&r)) {
         fprintf(stderr, "calm forward: %s: %zu tokens exceed the context of %d\n", input, ids.n, runner_max_context(&r));
         return 1;

@@ -16,6 +16,7 @@ static const Subcommand subcommands[] = {
     {"forward", cmd_forward, "write logits for a file as safetensors", 0},
     {"data", cmd_data, "make experiment data (calm data kv | ntl)", 0},
     {"shard", cmd_shard, "LMDB shard stores: build, info, verify, bench", 0},
+    {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer", 0},
     {"bench", cmd_bench, "sgemm and training-step throughput", 0},
 };
 

@@ -10,7 +10,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config
           libblis-openmp-dev libopenmpi-dev openmpi-bin libscalapack-openmpi-dev
-          liblmdb-dev lmdb-utils libcjson-dev
+          liblmdb-dev lmdb-utils libcjson-dev libpcre2-dev libutf8proc-dev
           python3 gnuplot-nox)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libcmocka-dev python3-numpy python3-torch slurm-wlm munge)

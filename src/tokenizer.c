@@ -1,4 +1,14 @@
+/* tokenizer.c: calm's byte tokenizer, and the handle that puts it and a
+ * Hugging Face tokenizer.json (tokenizer_hf*.c) behind one interface. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "src/common.h"
+#include "src/files.h"
+#include "src/sha256.h"
 #include "src/tokenizer.h"
+#include "src/tokenizer_hf.h"
 
 size_t tok_encode(int *out, const unsigned char *bytes, size_t n, int add_bos, int add_eos) {
     size_t k = 0;
@@ -15,68 +25,90 @@ size_t tok_decode(unsigned char *out, const int *ids, size_t n) {
     return k;
 }
 
-/* ---- the handle (byte tokenizer only until tokenizer_hf.c lands) ---- */
-#include <stdlib.h>
-#include <string.h>
-
-#include "src/common.h"
-#include "src/files.h"
-
-struct Tokenizer {
-    int hf;
-};
+void tok_ids_reserve(TokIds *ids, size_t n) {
+    if (n <= ids->cap) return;
+    ids->cap = n < 2 * ids->cap ? 2 * ids->cap : n + 64;
+    ids->v = xrealloc(ids->v, ids->cap * sizeof *ids->v);
+}
 
 void tok_ids_free(TokIds *ids) {
     free(ids->v);
-    memset(ids, 0, sizeof *ids);
+    *ids = (TokIds){0};
 }
 
-static void ids_reserve(TokIds *ids, size_t extra) {
-    if (ids->n + extra <= ids->cap) return;
-    size_t cap = ids->cap ? ids->cap : 64;
-    while (cap < ids->n + extra) cap *= 2;
-    ids->v = xrealloc(ids->v, cap * sizeof(int));
-    ids->cap = cap;
-}
+/* ------------------------------------------------------------ the handle */
 
-Tokenizer *tokenizer_bytes(void) { return xcalloc(1, sizeof(Tokenizer)); }
+struct Tokenizer {
+    HfTok *hf; /* NULL: the byte tokenizer */
+    char id[72];
+};
+
+Tokenizer *tokenizer_bytes(void) {
+    Tokenizer *t = xcalloc(1, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", TOK_ID);
+    return t;
+}
 
 Tokenizer *tokenizer_load(const char *dir) {
     char *path = calm_path_join(dir, TOK_FILE);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        fclose(f);
-        calm_error("%s: Hugging Face tokenizers are not supported yet", path);
+    if (access(path, F_OK) != 0) {
         free(path);
-        return NULL;
+        return tokenizer_bytes();
+    }
+    char hex[65];
+    Tokenizer *t = NULL;
+    HfTok *hf = calm_sha256_file(path, hex) == 0 ? hf_load(dir, path) : NULL;
+    if (hf) {
+        t = xcalloc(1, sizeof *t);
+        t->hf = hf;
+        snprintf(t->id, sizeof t->id, "sha256:%s", hex);
     }
     free(path);
-    return tokenizer_bytes();
+    return t;
 }
 
-void tokenizer_free(Tokenizer *t) { free(t); }
-const char *tokenizer_id(const Tokenizer *t) { return TOK_ID; }
-int tokenizer_vocab_size(const Tokenizer *t) { return TOK_N_SPECIAL; }
-int tokenizer_bos(const Tokenizer *t) { return TOK_BOS; }
-int tokenizer_eos(const Tokenizer *t) { return TOK_EOS; }
-int tokenizer_is_special(const Tokenizer *t, int id) { return id >= 256; }
+void tokenizer_free(Tokenizer *t) {
+    if (!t) return;
+    hf_free(t->hf);
+    free(t);
+}
+
+const char *tokenizer_id(const Tokenizer *t) { return t->id; }
+int tokenizer_vocab_size(const Tokenizer *t) { return t->hf ? t->hf->vocab_size : TOK_N_SPECIAL; }
+int tokenizer_bos(const Tokenizer *t) { return t->hf ? t->hf->bos : TOK_BOS; }
+int tokenizer_eos(const Tokenizer *t) { return t->hf ? t->hf->eos : TOK_EOS; }
+
+int tokenizer_is_special(const Tokenizer *t, int id) {
+    if (id < 0 || id >= tokenizer_vocab_size(t)) return 0;
+    return t->hf ? t->hf->special[id] : id >= 256;
+}
 
 int tokenizer_encode(const Tokenizer *t, const char *text, size_t n, int add_special, TokIds *out) {
-    ids_reserve(out, n + 2);
+    if (t->hf) return hf_encode(t->hf, text, n, add_special, out);
+    tok_ids_reserve(out, out->n + n + 1);
     out->n += tok_encode(out->v + out->n, (const unsigned char *)text, n, add_special, 0);
     return 0;
 }
 
+/* The byte tokenizer's special ids have no text: they are dropped whether
+ * or not skip_special asks for it. */
 int tokenizer_decode(const Tokenizer *t, const int *ids, size_t n, int skip_special, char **text, size_t *len) {
-    *text = xmalloc(n + 1);
-    *len = tok_decode((unsigned char *)*text, ids, n);
-    (*text)[*len] = 0;
+    if (t->hf) return hf_decode(t->hf, ids, n, skip_special, text, len);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= TOK_N_SPECIAL)
+            return calm_error("byte tokenizer: token id %d is not in the vocabulary (%d ids)", ids[i], TOK_N_SPECIAL);
+    unsigned char *s = xmalloc(n + 1);
+    *len = tok_decode(s, ids, n);
+    s[*len] = 0;
+    *text = (char *)s;
     return 0;
 }
 
+/* ---------------------------------------- documents and task examples */
+
 static void push_id(TokIds *out, int id) {
     if (id < 0) return; /* the tokenizer has no such token */
-    ids_reserve(out, 1);
+    tok_ids_reserve(out, out->n + 1);
     out->v[out->n++] = id;
 }
 
@@ -89,6 +121,14 @@ int tokenizer_encode_doc(const Tokenizer *t, const char *text, size_t n, TokIds 
     }
     push_id(out, tokenizer_eos(t));
     return 0;
+}
+
+int tokenizer_encode_prompt(const Tokenizer *t, const char *text, size_t n, TokIds *out) {
+    size_t at = out->n;
+    push_id(out, tokenizer_bos(t));
+    if (tokenizer_encode(t, text, n, 0, out) == 0) return 0;
+    out->n = at;
+    return -1;
 }
 
 int tokenizer_encode_task(const Tokenizer *t, const char *prompt, size_t np, const char *target, size_t nt,

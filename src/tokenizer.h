@@ -67,6 +67,10 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t n, int add_spe
  * text's ids without any other special token, EOS (when it has one). */
 int tokenizer_encode_doc(const Tokenizer *t, const char *text, size_t n, TokIds *out);
 
+/* A prompt to continue, as a document starts: BOS (when the tokenizer has
+ * one), then the text's ids. */
+int tokenizer_encode_prompt(const Tokenizer *t, const char *text, size_t n, TokIds *out);
+
 /* A task example as calm trains and scores it: BOS (when the tokenizer has
  * one) and the prompt's ids, then the target's ids and EOS (when it has one);
  * *n_prompt gets the length of the first part. Prompt and target are encoded
