@@ -153,6 +153,9 @@ static int check_build_args(const Command *cmd, const BuildArgs *a) {
         return cli_usage_error(cmd, "--lang '%s': a language code is 1 to %d characters of A-Z a-z 0-9 _ -", a->lang,
                                SHARD_LANG_MAX);
     if (!(a->val < 1)) return cli_usage_error(cmd, "--val-fraction %g outside [0, 1)", a->val);
+    if (a->vocab > 0 && a->vocab < TOK_N_SPECIAL)
+        return cli_usage_error(cmd, "--vocab %d: a vocabulary holds at least the %d ids of the byte tokenizer",
+                               a->vocab, TOK_N_SPECIAL);
     if (strcmp(a->format, "auto") && strcmp(a->format, "text") && strcmp(a->format, "jsonl"))
         return cli_usage_error(cmd, "--format '%s' (expected auto, text or jsonl)", a->format);
     if (strcmp(a->docs, "line") && strcmp(a->docs, "file"))
