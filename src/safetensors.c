@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "src/common.h"
+#include "src/wmat.h"
 
 /* The format is little-endian and the data is copied to and from host floats
  * with memcpy; a big-endian port would need byte swaps in both directions. */
@@ -264,32 +265,6 @@ const char *st_meta(const StFile *f, const char *key) {
     return NULL;
 }
 
-/* IEEE 754 binary16 -> binary32; exact for every input. */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
-    } else if (exp == 0) {
-        /* zero or subnormal: mant * 2^-24, exact in float */
-        float v = (float)mant * 0x1p-24f;
-        return sign ? -v : v;
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
-}
-
-static float bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
-}
-
 int st_read_f32(const StFile *f, const char *name, const int64_t *shape, int ndim, float *out) {
     const StTensor *t = st_find(f, name);
     if (!t) return calm_error("%s: tensor %s not found", f->path, name);
@@ -307,13 +282,16 @@ int st_read_f32(const StFile *f, const char *name, const int64_t *shape, int ndi
         memcpy(out, src, n * sizeof(float));
         return 0;
     case ST_F16:
-    case ST_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            out[i] = t->dtype == ST_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    case ST_BF16: {
+        /* through an aligned bounce buffer: the mapping may not be */
+        uint16_t buf[4096];
+        for (size_t i = 0; i < n; i += 4096) {
+            size_t k = n - i < 4096 ? n - i : 4096;
+            memcpy(buf, src + 2 * i, 2 * k);
+            wm_to_f32(out + i, buf, t->dtype == ST_F16 ? WM_F16 : WM_BF16, k);
         }
         return 0;
+    }
     case ST_F64:
         for (size_t i = 0; i < n; i++) {
             double d;
