@@ -336,9 +336,12 @@ double compose_flops_per_step(const Composer *c, int Bsz, int T) {
 /* ------------------------------------------------------------ directories */
 
 int compose_model_hash(const char *model_dir, char hex[65]) {
-    char *path = calm_path_join(model_dir, CALM_WEIGHTS_FILE);
-    int r = calm_sha256_file(path, hex);
-    free(path);
+    char **paths;
+    int n;
+    if (model_weight_files(model_dir, &paths, &n) != 0) return -1;
+    int r = calm_sha256_files((const char *const *)paths, n, hex);
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
     return r;
 }
 
@@ -415,7 +418,7 @@ static int check_model(const cJSON *root, const char *role, const char *cpath, c
 static int load_checked_model(Model *m, const cJSON *root, const char *role, const char *cpath) {
     const char *path;
     if (check_model(root, role, cpath, NULL, &path) != 0) return -1;
-    return model_load_dir(m, path);
+    return model_load_dir_frozen(m, path); /* only composed, never trained */
 }
 
 int compose_verify_models(const char *dir, const char *anchor_dir, const char *augment_dir) {

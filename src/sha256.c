@@ -103,19 +103,27 @@ static void sha256_final(Sha256 *s, uint8_t out[32]) {
     }
 }
 
-int calm_sha256_file(const char *path, char out_hex[65]) {
+static int hash_file(Sha256 *s, const char *path, uint8_t *buf, size_t cap) {
     FILE *f = fopen(path, "rb");
     if (!f) return calm_error("%s: cannot open: %s", path, strerror(errno));
+    size_t n;
+    while ((n = fread(buf, 1, cap, f)) > 0) sha256_update(s, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? calm_error("%s: read error while hashing", path) : 0;
+}
+
+int calm_sha256_file(const char *path, char out_hex[65]) { return calm_sha256_files(&path, 1, out_hex); }
+
+int calm_sha256_files(const char *const *paths, int n_paths, char out_hex[65]) {
     enum { BUF = 1 << 20 };
     uint8_t *buf = xmalloc(BUF);
     Sha256 s;
     sha256_init(&s);
-    size_t n;
-    while ((n = fread(buf, 1, BUF, f)) > 0) sha256_update(&s, buf, n);
-    int bad = ferror(f);
-    fclose(f);
+    int r = 0;
+    for (int i = 0; i < n_paths && r == 0; i++) r = hash_file(&s, paths[i], buf, BUF);
     free(buf);
-    if (bad) return calm_error("%s: read error while hashing", path);
+    if (r != 0) return -1;
     uint8_t digest[32];
     sha256_final(&s, digest);
     for (int i = 0; i < 32; i++) snprintf(out_hex + 2 * i, 3, "%02x", digest[i]);

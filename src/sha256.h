@@ -5,5 +5,7 @@
 
 /* SHA-256 of a file as 64 lowercase hex digits plus NUL. */
 int calm_sha256_file(const char *path, char out_hex[65]);
+/* SHA-256 of the files' contents one after the other. */
+int calm_sha256_files(const char *const *paths, int n, char out_hex[65]);
 
 #endif
