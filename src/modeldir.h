@@ -53,6 +53,15 @@ int model_load_dir_frozen(Model *m, const char *dir);
 /* A part, F32. */
 int model_load_dir_part(Model *m, const char *dir, int l0, int l1, int head);
 
+/* Write a model directory with random weights (model_write.c): the values
+ * model_init_random(seed) gives the whole model, rounded to dtype, streamed
+ * tensor by tensor (a few MB of memory whatever the model's size). With
+ * shard_bytes > 0, tensors go in table order into model-0000i-of-0000n
+ * files of at most that size (a larger tensor alone in its own) plus the
+ * index; otherwise, or if all fits, one model.safetensors. Each file is
+ * written atomically and config.json last. */
+int model_write_random(const ModelConfig *cfg, const char *dir, WmDtype dtype, uint64_t shard_bytes, uint64_t seed);
+
 /* The files holding a directory's weights: model.safetensors, or the index
  * followed by the shards it names (sorted, each once). malloc'd strings in a
  * malloc'd array. */
