@@ -23,6 +23,7 @@ int cmd_data_kv(int argc, char **argv);  /* data_kv.c */
 int cmd_data_ntl(int argc, char **argv); /* data_ntl.c */
 int cmd_bench(int argc, char **argv);    /* bench.c */
 int cmd_tokenize(int argc, char **argv); /* tokenize.c */
+int cmd_init(int argc, char **argv);     /* init.c: a random-weight model directory */
 /* `calm shard build|info|verify|bench` (shard.c); returns instead of exiting
  * on every error, so that tests can run it in process. */
 int cmd_shard(int argc, char **argv);

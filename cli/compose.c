@@ -128,8 +128,8 @@ int cmd_compose(int argc, char **argv) {
     int rc = run_opts_check(&r, "calm compose", nfiles, 1);
     if (rc) return rc;
     Model A, B;
-    if (model_load_dir(&B, anchor) != 0) cli_fail("compose: anchor");
-    if (model_load_dir(&A, augment) != 0) cli_fail("compose: augment");
+    if (model_load_dir_frozen(&B, anchor) != 0) cli_fail("compose: anchor");
+    if (model_load_dir_frozen(&A, augment) != 0) cli_fail("compose: augment");
     if (r.tc.T > B.cfg.max_seq_len || r.tc.T > A.cfg.max_seq_len) {
         fprintf(stderr, "calm compose: --seq-len %d exceeds a model's max_position_embeddings\n", r.tc.T);
         model_free(&A);
@@ -147,7 +147,7 @@ int cmd_compose(int argc, char **argv) {
     char line[1024];
     compose_format_connections(c.cfg.conn, c.cfg.n_conn, line, sizeof line);
     calm_log("composition: connections %s, %d heads, %zu trainable parameters (anchor %zu, augment %zu frozen)",
-             line, c.H, c.num_params, B.num_params, A.num_params);
+             line, c.H, c.num_params, model_param_count(&B), model_param_count(&A));
     ComposeCtx ctx = {&c, anchor, augment};
     Trainable tr = {&ctx, c.params, c.grads, c.num_params, c.info, c.n_info, compose_step, compose_save, NULL};
     rc = run_training("compose", &r, &tr, tok, files, nfiles, B.cfg.vocab_size);

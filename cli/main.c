@@ -18,6 +18,7 @@ static const Subcommand subcommands[] = {
     {"shard", cmd_shard, "LMDB shard stores: build, info, verify, bench", 0},
     {"tokenize", cmd_tokenize, "text to token ids and back with a model's tokenizer", 0},
     {"bench", cmd_bench, "sgemm and training-step throughput", 0},
+    {"init", cmd_init, "write a random-weight model (BF16/F16/F32, sharded) for a config.json", 0},
 };
 
 int main(int argc, char **argv) {

@@ -17,7 +17,7 @@ void runner_load(Runner *r, const char *cmd, const char *model_dir, const char *
         exit(2);
     }
     if (model_dir) {
-        if (model_load_dir(&r->B, model_dir) != 0) cli_fail(cmd);
+        if (model_load_dir_frozen(&r->B, model_dir) != 0) cli_fail(cmd);
         r->tok = tokenizer_load(model_dir);
     } else {
         if (compose_load_dir(&r->comp, calm_dir, &r->A, &r->B) != 0) cli_fail(cmd);

@@ -115,13 +115,15 @@ int pipeline_open(Pipeline **out, PipelineRun *run, TrainConfig *tc, const PipeO
     if (p->me.role == ROLE_ANCHOR) {
         int s = p->me.index;
         p->c0 = p->cfirst[s], p->c1 = p->cfirst[s + 1];
-        rc = model_load_dir_part(&p->model, o->anchor_dir, p->lo.first[s], p->lo.first[s + 1], s == p->S - 1);
+        ModelLoadOpts lo = {.l0 = p->lo.first[s], .l1 = p->lo.first[s + 1], .head = s == p->S - 1, .frozen = 1};
+        rc = model_load_dir_opts(&p->model, o->anchor_dir, &lo);
         p->own = xcalloc((size_t)(4 * (p->c1 - p->c0) + 1), sizeof(ParamInfo));
         for (int i = p->c0; i < p->c1; i++)
             for (int j = 2; j < 6; j++) p->own[p->n_own++] = p->comp.info[6 * i + j]; /* q, k, v, o */
         p->counts = p->me.replica == 0;
     } else {
-        rc = model_load_dir_part(&p->model, o->augment_dir, 0, p->comp.a_max + 1, 0);
+        ModelLoadOpts lo = {.l0 = 0, .l1 = p->comp.a_max + 1, .head = 0, .frozen = 1};
+        rc = model_load_dir_opts(&p->model, o->augment_dir, &lo);
         p->own = xcalloc((size_t)(2 * p->comp.cfg.n_conn), sizeof(ParamInfo));
         for (int i = 0; i < p->comp.cfg.n_conn; i++)
             for (int j = 0; j < 2; j++) p->own[p->n_own++] = p->comp.info[6 * i + j]; /* proj weight and bias */

@@ -371,50 +371,32 @@ static int file_hash(const char *path, char hex[65]) {
     return 0;
 }
 
-static int by_string(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* A sharded checkpoint: the sha256 of the lines "FILE HEX" of its weight
- * files (each once, in name order). */
-static int sharded_hash(const char *model_dir, const char *index, char hex[65]) {
-    cJSON *root = calm_read_json(index);
-    if (!root) return -1;
-    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map"), *e;
-    int n = 0, r = 0;
-    char **files = xcalloc((size_t)cJSON_GetArraySize(map) + 1, sizeof(char *));
-    cJSON_ArrayForEach(e, map) {
-        if (!cJSON_IsString(e)) {
-            r = calm_error("%s: weight_map[\"%s\"] is not a file name", index, e->string);
-            break;
-        }
-        files[n++] = e->valuestring;
-    }
-    if (r == 0 && n == 0) r = calm_error("%s: no \"weight_map\" entries", index);
-    qsort(files, (size_t)n, sizeof *files, by_string);
+/* Several files (a sharded checkpoint's index and shards): the sha256 of
+ * the lines "NAME HEX" of each file's own hash. */
+static int files_hash(char **paths, int n, char hex[65]) {
     size_t len = 0, cap = 0;
     char *lines = NULL;
+    int r = 0;
     for (int i = 0; i < n && r == 0; i++) {
-        if (i > 0 && !strcmp(files[i], files[i - 1])) continue;
-        char *path = calm_path_join(model_dir, files[i]), h[65];
-        r = file_hash(path, h);
-        free(path);
-        size_t need = strlen(files[i]) + 67;
+        char h[65];
+        r = file_hash(paths[i], h);
+        const char *name = strrchr(paths[i], '/') ? strrchr(paths[i], '/') + 1 : paths[i];
+        size_t need = strlen(name) + 67;
         if (len + need + 1 > cap) lines = xrealloc(lines, cap = 2 * (len + need + 1));
-        len += (size_t)snprintf(lines + len, cap - len, "%s %s\n", files[i], h);
+        if (r == 0) len += (size_t)snprintf(lines + len, cap - len, "%s %s\n", name, h);
     }
     if (r == 0) calm_sha256_hex(lines, len, hex);
     free(lines);
-    free(files);
-    cJSON_Delete(root);
     return r;
 }
 
 int compose_model_hash(const char *model_dir, char hex[65]) {
-    char *path = calm_path_join(model_dir, CALM_WEIGHTS_FILE);
-    char *index = calm_path_join(model_dir, CALM_WEIGHTS_FILE ".index.json");
-    struct stat st;
-    int r = stat(path, &st) != 0 && stat(index, &st) == 0 ? sharded_hash(model_dir, index, hex) : file_hash(path, hex);
-    free(index);
-    free(path);
+    char **paths;
+    int n;
+    if (model_weight_files(model_dir, &paths, &n) != 0) return -1;
+    int r = n == 1 ? file_hash(paths[0], hex) : files_hash(paths, n, hex);
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
     return r;
 }
 
@@ -491,7 +473,7 @@ static int check_model(const cJSON *root, const char *role, const char *cpath, c
 static int load_checked_model(Model *m, const cJSON *root, const char *role, const char *cpath) {
     const char *path;
     if (check_model(root, role, cpath, NULL, &path) != 0) return -1;
-    return model_load_dir(m, path);
+    return model_load_dir_frozen(m, path); /* only composed, never trained */
 }
 
 int compose_verify_models(const char *dir, const char *anchor_dir, const char *augment_dir) {

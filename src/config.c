@@ -3,7 +3,8 @@
  * LlamaForCausalLM.from_pretrained and an HF Llama config loads here.
  *
  * Loading refuses anything calm would compute differently from transformers
- * (another activation, biases, RoPE scaling) instead of silently ignoring it. */
+ * (another activation, MLP biases, RoPE scaling other than llama3) instead of
+ * silently ignoring it. */
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -28,6 +29,22 @@ void model_config_default(ModelConfig *c) {
     c->bos_id = TOK_BOS;
     c->eos_id = TOK_EOS;
     c->pad_id = TOK_PAD;
+    c->n_eos = 1;
+    c->eos_ids[0] = TOK_EOS;
+}
+
+/* rope_scaling llama3 as transformers checks it (rope_config_validation). */
+static int validate_rope_scaling(const ModelConfig *c, const char *origin) {
+    if (!c->rope_llama3) return 0;
+    if (!(c->rope_factor >= 1.0f) || !isfinite(c->rope_factor))
+        return calm_error("%s: rope_scaling.factor must be >= 1, got %g", origin, (double)c->rope_factor);
+    if (!(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor))
+        return calm_error("%s: rope_scaling needs 0 < low_freq_factor < high_freq_factor, got %g and %g", origin,
+                          (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor);
+    if (c->rope_original_max_pos <= 0)
+        return calm_error("%s: rope_scaling.original_max_position_embeddings must be positive, got %d", origin,
+                          c->rope_original_max_pos);
+    return 0;
 }
 
 /* Messages carry both our field name and the config.json key, since either
@@ -68,6 +85,15 @@ int model_config_validate(const ModelConfig *c, const char *origin) {
         return calm_error("%s: rope_theta must be positive, got %g", origin, (double)c->rope_theta);
     if (c->tie_embeddings != 0 && c->tie_embeddings != 1)
         return calm_error("%s: tie_embeddings must be 0 or 1, got %d", origin, c->tie_embeddings);
+    if (c->attention_bias != 0 && c->attention_bias != 1)
+        return calm_error("%s: attention_bias must be 0 or 1, got %d", origin, c->attention_bias);
+    if (validate_rope_scaling(c, origin) != 0) return -1;
+    if (c->n_eos < 1 || c->n_eos > CALM_MAX_EOS || c->eos_ids[0] != c->eos_id)
+        return calm_error("%s: eos_token_id: 1 to %d ids, the first being eos_id", origin, CALM_MAX_EOS);
+    for (int i = 1; i < c->n_eos; i++)
+        if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)
+            return calm_error("%s: eos_token_id[%d] %d outside the vocabulary [0, %d)", origin, i, c->eos_ids[i],
+                              c->vocab_size);
     const struct {
         const char *key;
         int v;
@@ -138,16 +164,60 @@ static int refuse_unsupported(const cJSON *root, const char *path) {
     int r = expect_string(root, path, "model_type", 1, "llama", "calm only implements");
     if (r == 0) r = expect_string(root, path, "hidden_act", 0, "silu", "calm only implements");
     if (r == 0) r = expect_string(root, path, "calm_tokenizer", 0, TOK_ID, "calm only knows tokenizer");
-    const char *flags[] = {"attention_bias", "mlp_bias"};
-    for (int i = 0; i < 2 && r == 0; i++) {
-        int v = 0;
-        r = get_bool(root, path, flags[i], &v);
-        if (r == 0 && v) r = calm_error("%s: key %s: is true, calm has no bias terms", path, flags[i]);
-    }
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (r == 0 && rs && !cJSON_IsNull(rs))
-        r = calm_error("%s: key rope_scaling: is %s, calm only supports null (plain RoPE)", path, json_kind(rs));
+    int v = 0;
+    if (r == 0) r = get_bool(root, path, "mlp_bias", &v);
+    if (r == 0 && v) r = calm_error("%s: key mlp_bias: is true, calm has no MLP bias terms", path);
     return r;
+}
+
+/* rope_scaling: null, {"rope_type": "default"} or llama3 (older files say
+ * "type", which transformers also reads). */
+static int parse_rope_scaling(ModelConfig *c, const cJSON *root, const char *path) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (!rs || cJSON_IsNull(rs)) return 0;
+    if (!cJSON_IsObject(rs))
+        return calm_error("%s: key rope_scaling: must be an object or null, got %s", path, json_kind(rs));
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!t) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    if (!cJSON_IsString(t)) return calm_error("%s: key rope_scaling: needs a \"rope_type\" string", path);
+    if (strcmp(t->valuestring, "default") == 0) return 0;
+    if (strcmp(t->valuestring, "llama3") != 0)
+        return calm_error("%s: key rope_scaling: rope_type \"%s\" is not supported, calm implements \"llama3\" "
+                          "and \"default\"",
+                          path, t->valuestring);
+    char where[1024];
+    snprintf(where, sizeof where, "%s (rope_scaling)", path);
+    c->rope_llama3 = 1;
+    int r = get_float(rs, where, "factor", 1, &c->rope_factor);
+    if (r == 0) r = get_float(rs, where, "low_freq_factor", 1, &c->rope_low_freq_factor);
+    if (r == 0) r = get_float(rs, where, "high_freq_factor", 1, &c->rope_high_freq_factor);
+    if (r == 0) r = get_int(rs, where, "original_max_position_embeddings", 1, &c->rope_original_max_pos);
+    return r;
+}
+
+/* eos_token_id: a number, a list of them (Llama 3.1: the first is the
+ * model's EOS), or null / missing (calm's default). */
+static int parse_eos(ModelConfig *c, const cJSON *root, const char *path) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
+    if (!cJSON_IsArray(j)) {
+        int r = get_int(root, path, "eos_token_id", 0, &c->eos_id);
+        c->n_eos = 1;
+        c->eos_ids[0] = c->eos_id;
+        return r;
+    }
+    int n = cJSON_GetArraySize(j);
+    if (n < 1 || n > CALM_MAX_EOS)
+        return calm_error("%s: key eos_token_id: a list of %d ids, calm takes 1 to %d", path, n, CALM_MAX_EOS);
+    for (int i = 0; i < n; i++) {
+        const cJSON *e = cJSON_GetArrayItem(j, i);
+        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 0 ||
+            e->valuedouble > INT_MAX)
+            return calm_error("%s: key eos_token_id: entry %d is not a token id", path, i);
+        c->eos_ids[i] = (int)e->valuedouble;
+    }
+    c->n_eos = n;
+    c->eos_id = c->eos_ids[0];
+    return 0;
 }
 
 static int parse_config(ModelConfig *c, const cJSON *root, const char *path) {
@@ -175,8 +245,10 @@ static int parse_config(ModelConfig *c, const cJSON *root, const char *path) {
     }
     if (r == 0) r = get_float(root, path, "rope_theta", 0, &c->rope_theta);
     if (r == 0) r = get_bool(root, path, "tie_word_embeddings", &c->tie_embeddings);
+    if (r == 0) r = get_bool(root, path, "attention_bias", &c->attention_bias);
+    if (r == 0) r = parse_rope_scaling(c, root, path);
     if (r == 0) r = get_int(root, path, "bos_token_id", 0, &c->bos_id);
-    if (r == 0) r = get_int(root, path, "eos_token_id", 0, &c->eos_id);
+    if (r == 0) r = parse_eos(c, root, path);
     if (r == 0) r = get_int(root, path, "pad_token_id", 0, &c->pad_id);
     return r;
 }
@@ -215,7 +287,22 @@ static double float_for_json(float x) {
     return strtod(buf, NULL);
 }
 
-int model_config_save(const ModelConfig *c, const char *path) {
+static void add_rope_scaling(cJSON *root, const ModelConfig *c) {
+    if (!c->rope_llama3) {
+        cJSON_AddNullToObject(root, "rope_scaling");
+        return;
+    }
+    cJSON *rs = cJSON_AddObjectToObject(root, "rope_scaling");
+    cJSON_AddStringToObject(rs, "rope_type", "llama3");
+    cJSON_AddNumberToObject(rs, "factor", float_for_json(c->rope_factor));
+    cJSON_AddNumberToObject(rs, "low_freq_factor", float_for_json(c->rope_low_freq_factor));
+    cJSON_AddNumberToObject(rs, "high_freq_factor", float_for_json(c->rope_high_freq_factor));
+    cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_original_max_pos);
+}
+
+int model_config_save(const ModelConfig *c, const char *path) { return model_config_save_dtype(c, path, "float32"); }
+
+int model_config_save_dtype(const ModelConfig *c, const char *path, const char *torch_dtype) {
     if (model_config_validate(c, path) != 0) return -1;
     cJSON *root = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(root, "architectures");
@@ -231,16 +318,17 @@ int model_config_save(const ModelConfig *c, const char *path) {
     cJSON_AddNumberToObject(root, "max_position_embeddings", c->max_seq_len);
     cJSON_AddNumberToObject(root, "rms_norm_eps", float_for_json(c->norm_eps));
     cJSON_AddNumberToObject(root, "rope_theta", float_for_json(c->rope_theta));
-    cJSON_AddNullToObject(root, "rope_scaling");
+    add_rope_scaling(root, c);
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_embeddings);
     cJSON_AddNumberToObject(root, "bos_token_id", c->bos_id);
-    cJSON_AddNumberToObject(root, "eos_token_id", c->eos_id);
+    if (c->n_eos > 1) cJSON_AddItemToObject(root, "eos_token_id", cJSON_CreateIntArray(c->eos_ids, c->n_eos));
+    else cJSON_AddNumberToObject(root, "eos_token_id", c->eos_id);
     cJSON_AddNumberToObject(root, "pad_token_id", c->pad_id);
     cJSON_AddStringToObject(root, "hidden_act", "silu");
-    cJSON_AddBoolToObject(root, "attention_bias", 0);
+    cJSON_AddBoolToObject(root, "attention_bias", c->attention_bias);
     cJSON_AddNumberToObject(root, "attention_dropout", 0.0);
     cJSON_AddBoolToObject(root, "mlp_bias", 0);
-    cJSON_AddStringToObject(root, "torch_dtype", "float32");
+    cJSON_AddStringToObject(root, "torch_dtype", torch_dtype);
     cJSON_AddStringToObject(root, "calm_tokenizer", TOK_ID);
     int r = calm_write_json(path, root);
     cJSON_Delete(root);
@@ -258,4 +346,27 @@ void model_config_sized(ModelConfig *c, int dim, int n_layers, int n_heads, int 
     c->hidden_dim = hidden_dim;
     c->vocab_size = vocab_size;
     c->max_seq_len = max_seq_len;
+}
+
+/* transformers' _compute_llama3_parameters: wavelengths shorter than
+ * original_max / high_freq_factor keep their frequency, longer than
+ * original_max / low_freq_factor are divided by factor, and those between
+ * are interpolated smoothly. In double; transformers works in F32, which
+ * moves an angle by at most ~1e-7 relative. */
+void model_config_rope_freqs(const ModelConfig *c, double *inv_freq) {
+    const int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        double f = pow((double)c->rope_theta, -2.0 * i / c->head_dim);
+        if (c->rope_llama3) {
+            const double factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+            const double old_len = c->rope_original_max_pos, wavelen = 2.0 * 3.14159265358979323846 / f;
+            if (wavelen > old_len / lo) {
+                f /= factor;
+            } else if (!(wavelen < old_len / hi)) {
+                double smooth = (old_len / wavelen - lo) / (hi - lo);
+                f = (1.0 - smooth) * f / factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
 }

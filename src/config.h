@@ -4,6 +4,8 @@
 #ifndef CALM_CONFIG_H
 #define CALM_CONFIG_H
 
+#define CALM_MAX_EOS 8
+
 typedef struct {
     int dim;         /* C: hidden_size */
     int n_layers;    /* L: num_hidden_layers */
@@ -15,8 +17,17 @@ typedef struct {
     int max_seq_len; /* max_position_embeddings */
     float norm_eps;  /* rms_norm_eps */
     float rope_theta;
+    /* rope_scaling {"rope_type": "llama3", ...} (rope_llama3 = 1) rescales
+     * the inverse frequencies as transformers' _compute_llama3_parameters;
+     * rope_llama3 = 0 is plain RoPE (rope_scaling null or "default"). */
+    int rope_llama3;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos; /* original_max_position_embeddings */
+    int attention_bias;        /* bias on q, k, v and o projections */
     int tie_embeddings; /* tie_word_embeddings: lm_head shares embed_tokens */
-    int bos_id, eos_id, pad_id;
+    int bos_id, eos_id, pad_id; /* eos_id: the first of eos_ids */
+    int n_eos;                  /* eos_token_id given as a list: its entries (1: a number) */
+    int eos_ids[CALM_MAX_EOS];
 } ModelConfig;
 
 /* Defaults for a byte-level model; callers fill the sizes they care about. */
@@ -30,5 +41,10 @@ int model_config_validate(const ModelConfig *c, const char *origin);
 /* Read / write config.json with LlamaConfig keys ("model_type": "llama"). */
 int model_config_load(ModelConfig *c, const char *path);
 int model_config_save(const ModelConfig *c, const char *path);
+/* The same with another "torch_dtype" than "float32" (a 16-bit model). */
+int model_config_save_dtype(const ModelConfig *c, const char *path, const char *torch_dtype);
+/* The HS/2 RoPE inverse frequencies, theta^(-2i/HS), rescaled by
+ * rope_scaling when it is llama3. */
+void model_config_rope_freqs(const ModelConfig *c, double *inv_freq);
 
 #endif

@@ -47,49 +47,70 @@ static int fsync_dir_of(const char *path) {
     return r;
 }
 
-int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n) {
+int calm_atomic_open(AtomicFile *f, const char *path) {
     size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 32);
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        int r = calm_error("%s: cannot create temp file %s: %s", path, tmp, strerror(errno));
-        free(tmp);
+    f->path = xstrdup(path);
+    f->tmp = xmalloc(plen + 32);
+    snprintf(f->tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (f->fd >= 0) return 0;
+    int r = calm_error("%s: cannot create temp file %s: %s", path, f->tmp, strerror(errno));
+    free(f->path);
+    free(f->tmp);
+    return r;
+}
+
+void calm_atomic_abort(AtomicFile *f) {
+    if (f->fd >= 0) close(f->fd);
+    unlink(f->tmp);
+    free(f->tmp);
+    free(f->path);
+    f->fd = -1;
+    f->tmp = f->path = NULL;
+}
+
+int calm_atomic_write(AtomicFile *f, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(f->fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int r = calm_error("%s: write failed: %s", f->path, strerror(errno));
+            calm_atomic_abort(f);
+            return r;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int calm_atomic_commit(AtomicFile *f) {
+    int fd = f->fd;
+    f->fd = -1;
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int r = calm_error("%s: fsync/close failed: %s", f->path, strerror(errno));
+        calm_atomic_abort(f);
         return r;
     }
-    for (int i = 0; i < n; i++) {
-        const char *p = bufs[i];
-        size_t left = lens[i];
-        while (left > 0) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                int e = errno;
-                close(fd);
-                unlink(tmp);
-                free(tmp);
-                return calm_error("%s: write failed: %s", path, strerror(e));
-            }
-            p += w;
-            left -= (size_t)w;
-        }
+    if (rename(f->tmp, f->path) != 0) {
+        int r = calm_error("%s: rename from %s failed: %s", f->path, f->tmp, strerror(errno));
+        calm_atomic_abort(f);
+        return r;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return calm_error("%s: fsync/close failed: %s", path, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        calm_error("%s: rename from %s failed: %s", path, tmp, strerror(e));
-        free(tmp);
-        return -1;
-    }
-    free(tmp);
-    fsync_dir_of(path);
+    fsync_dir_of(f->path);
+    free(f->tmp);
+    free(f->path);
+    f->tmp = f->path = NULL;
     return 0;
+}
+
+int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n) {
+    AtomicFile f;
+    if (calm_atomic_open(&f, path) != 0) return -1;
+    for (int i = 0; i < n; i++)
+        if (calm_atomic_write(&f, bufs[i], lens[i]) != 0) return -1;
+    return calm_atomic_commit(&f);
 }
 
 cJSON *calm_read_json(const char *path) {

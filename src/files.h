@@ -12,6 +12,17 @@ int calm_read_file(const char *path, char **data, size_t *len);
  * directory, fsync, rename over path, fsync the directory. On failure the old
  * file (if any) is untouched and the temp file is removed. */
 int calm_write_atomic(const char *path, const void *const *bufs, const size_t *lens, int n);
+/* The same, streamed: open a temp file beside path, write to it, commit
+ * (fsync, rename over path, fsync the directory). A failed write or commit
+ * removes the temp file itself; abort gives up on a file still open. */
+typedef struct {
+    int fd;
+    char *path, *tmp;
+} AtomicFile;
+int calm_atomic_open(AtomicFile *f, const char *path);
+int calm_atomic_write(AtomicFile *f, const void *buf, size_t len);
+int calm_atomic_commit(AtomicFile *f);
+void calm_atomic_abort(AtomicFile *f);
 /* Write a cJSON document (indented, with a final newline) atomically; the
  * caller keeps and deletes root. */
 struct cJSON;

@@ -101,11 +101,17 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
 
 void rope_tables(float *cos_t, float *sin_t, int T, int HS, float theta) {
     int half = HS / 2;
+    double *inv_freq = xmalloc((size_t)half * sizeof(double));
+    for (int i = 0; i < half; i++) inv_freq[i] = pow((double)theta, -2.0 * i / HS);
+    rope_tables_freq(cos_t, sin_t, T, half, inv_freq);
+    free(inv_freq);
+}
+
+void rope_tables_freq(float *cos_t, float *sin_t, int T, int half, const double *inv_freq) {
     for (int t = 0; t < T; t++)
         for (int i = 0; i < half; i++) {
-            double inv_freq = pow((double)theta, -2.0 * i / HS);
-            cos_t[(size_t)t * half + i] = (float)cos(t * inv_freq);
-            sin_t[(size_t)t * half + i] = (float)sin(t * inv_freq);
+            cos_t[(size_t)t * half + i] = (float)cos(t * inv_freq[i]);
+            sin_t[(size_t)t * half + i] = (float)sin(t * inv_freq[i]);
         }
 }
 

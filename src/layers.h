@@ -31,6 +31,8 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
  * cos/sin are [T, HS/2] tables for the positions of the T rows (pass the table
  * offset by pos0 for decoding). */
 void rope_tables(float *cos_t, float *sin_t, int T, int HS, float theta);
+/* The same from the HS/2 inverse frequencies (angle pos * inv_freq[i]). */
+void rope_tables_freq(float *cos_t, float *sin_t, int T, int half, const double *inv_freq);
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int NH, int HS);
 void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int NH, int HS);
 

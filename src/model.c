@@ -11,9 +11,11 @@
 #include "src/fastexp.h"
 #include "src/layers.h"
 #include "src/rng.h"
+#include "src/wmat.h"
 
 /* ------------------------------------------------------------- parameters */
 
+/* A frozen model's matrices are mapped, so they take no room in the buffer. */
 static void add_param(Model *m, int *k, size_t *off, const char *name, int64_t d0, int64_t d1) {
     ParamInfo *p = &m->param_info[(*k)++];
     snprintf(p->name, sizeof p->name, "%s", name);
@@ -21,8 +23,9 @@ static void add_param(Model *m, int *k, size_t *off, const char *name, int64_t d
     p->shape[0] = d0;
     p->shape[1] = d1 > 0 ? d1 : 0;
     p->numel = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
-    p->offset = *off;
-    *off += p->numel;
+    p->mapped = m->frozen && p->ndim == 2;
+    p->offset = p->mapped ? 0 : *off;
+    if (!p->mapped) *off += p->numel;
 }
 
 /* The part holds the embedding when it starts the model, or when the LM
@@ -36,7 +39,8 @@ static void build_param_table(Model *m) {
     const ModelConfig *c = &m->cfg;
     const int64_t C = c->dim, Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
     const int64_t F = c->hidden_dim, V = c->vocab_size;
-    m->n_param_tensors = holds_embed(m) + 9 * (m->l1 - m->l0) + (m->has_head ? 1 + !c->tie_embeddings : 0);
+    const int per_layer = 9 + (c->attention_bias ? 4 : 0);
+    m->n_param_tensors = holds_embed(m) + per_layer * (m->l1 - m->l0) + (m->has_head ? 1 + !c->tie_embeddings : 0);
     m->param_info = xcalloc((size_t)m->n_param_tensors, sizeof(ParamInfo));
     int k = 0;
     size_t off = 0;
@@ -51,6 +55,12 @@ static void build_param_table(Model *m) {
         P("self_attn.k_proj.weight", KV, C);
         P("self_attn.v_proj.weight", KV, C);
         P("self_attn.o_proj.weight", C, Q);
+        if (c->attention_bias) {
+            P("self_attn.q_proj.bias", Q, 0);
+            P("self_attn.k_proj.bias", KV, 0);
+            P("self_attn.v_proj.bias", KV, 0);
+            P("self_attn.o_proj.bias", C, 0);
+        }
         P("post_attention_layernorm.weight", C, 0);
         P("mlp.gate_proj.weight", F, C);
         P("mlp.up_proj.weight", F, C);
@@ -64,33 +74,80 @@ static void build_param_table(Model *m) {
     m->num_params = off;
 }
 
+/* Table entry k in a flat buffer (NULL when it is mapped instead). */
+static float *at(const Model *m, float *base, int k) {
+    const ParamInfo *p = &m->param_info[k];
+    return p->mapped ? NULL : base + p->offset;
+}
+
 /* Point the struct-of-pointers view at a flat buffer laid out by the table
  * (pointers of parts not held stay NULL). */
 static void bind_params(const Model *m, ModelParams *p, float *base) {
-    const ParamInfo *t = m->param_info;
     int k = 0;
-    p->embed = holds_embed(m) ? base + t[k++].offset : NULL;
+    p->embed = holds_embed(m) ? at(m, base, k++) : NULL;
     for (int l = m->l0; l < m->l1; l++) {
         LayerParams *L = &p->layers[l];
-        L->attn_norm = base + t[k++].offset;
-        L->wq = base + t[k++].offset;
-        L->wk = base + t[k++].offset;
-        L->wv = base + t[k++].offset;
-        L->wo = base + t[k++].offset;
-        L->mlp_norm = base + t[k++].offset;
-        L->w_gate = base + t[k++].offset;
-        L->w_up = base + t[k++].offset;
-        L->w_down = base + t[k++].offset;
+        L->attn_norm = at(m, base, k++);
+        L->wq = at(m, base, k++);
+        L->wk = at(m, base, k++);
+        L->wv = at(m, base, k++);
+        L->wo = at(m, base, k++);
+        if (m->cfg.attention_bias) {
+            L->bq = at(m, base, k++);
+            L->bk = at(m, base, k++);
+            L->bv = at(m, base, k++);
+            L->bo = at(m, base, k++);
+        }
+        L->mlp_norm = at(m, base, k++);
+        L->w_gate = at(m, base, k++);
+        L->w_up = at(m, base, k++);
+        L->w_down = at(m, base, k++);
     }
     if (m->has_head) {
-        p->norm = base + t[k++].offset;
-        p->lm_head = m->cfg.tie_embeddings ? p->embed : base + t[k++].offset;
+        p->norm = at(m, base, k++);
+        p->lm_head = m->cfg.tie_embeddings ? p->embed : at(m, base, k++);
+    }
+}
+
+/* Table entry k as the math reads it: mapped data, or F32 in the buffer. */
+static WMat wm(const Model *m, int k) {
+    const ParamInfo *p = &m->param_info[k];
+    return p->mapped ? (WMat){p->data, p->dtype} : wmat_f32(m->params_memory + p->offset);
+}
+
+/* The typed view, in the table order bind_params walks. */
+static void bind_weights(Model *m) {
+    ModelWeights *w = &m->weights;
+    const ModelParams *p = &m->params;
+    int k = 0;
+    w->embed = holds_embed(m) ? wm(m, k++) : (WMat){0};
+    for (int l = m->l0; l < m->l1; l++) {
+        LayerWeights *L = &w->layers[l];
+        const LayerParams *P = &p->layers[l];
+        L->attn_norm = P->attn_norm;
+        k++;
+        L->wq = wm(m, k++);
+        L->wk = wm(m, k++);
+        L->wv = wm(m, k++);
+        L->wo = wm(m, k++);
+        L->bq = P->bq, L->bk = P->bk, L->bv = P->bv, L->bo = P->bo;
+        k += m->cfg.attention_bias ? 4 : 0;
+        L->mlp_norm = P->mlp_norm;
+        k++;
+        L->w_gate = wm(m, k++);
+        L->w_up = wm(m, k++);
+        L->w_down = wm(m, k++);
+    }
+    if (m->has_head) {
+        w->norm = p->norm;
+        k++;
+        w->lm_head = m->cfg.tie_embeddings ? w->embed : wm(m, k++);
     }
 }
 
 int model_init(Model *m, const ModelConfig *cfg) { return model_init_part(m, cfg, 0, cfg->n_layers, 1); }
 
-int model_init_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head) {
+static int init_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head, int frozen) {
     memset(m, 0, sizeof *m);
     if (model_config_validate(cfg, "model config") != 0) return -1;
     if (l0 < 0 || l1 > cfg->n_layers || l0 > l1 || (head && l1 != cfg->n_layers))
@@ -100,24 +157,67 @@ int model_init_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head) 
     m->l0 = l0;
     m->l1 = l1;
     m->has_head = head;
+    m->frozen = frozen;
     build_param_table(m);
     m->params_memory = xalloc_floats(m->num_params);
     m->params.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerParams));
     m->grads.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerParams));
+    m->weights.layers = xcalloc((size_t)cfg->n_layers, sizeof(LayerWeights));
     bind_params(m, &m->params, m->params_memory);
+    bind_weights(m);
     int half = cfg->head_dim / 2;
     m->rope_cos = xalloc_floats((size_t)cfg->max_seq_len * half);
     m->rope_sin = xalloc_floats((size_t)cfg->max_seq_len * half);
-    rope_tables(m->rope_cos, m->rope_sin, cfg->max_seq_len, cfg->head_dim, cfg->rope_theta);
+    double *inv_freq = xmalloc((size_t)half * sizeof(double));
+    model_config_rope_freqs(cfg, inv_freq);
+    rope_tables_freq(m->rope_cos, m->rope_sin, cfg->max_seq_len, half, inv_freq);
+    free(inv_freq);
     return 0;
 }
 
+int model_init_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head) {
+    return init_part(m, cfg, l0, l1, head, 0);
+}
+
+int model_init_frozen_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head) {
+    return init_part(m, cfg, l0, l1, head, 1);
+}
+
+void model_map_tensor(Model *m, int k, const void *data, WmDtype dtype) {
+    ParamInfo *p = &m->param_info[k];
+    if (!p->mapped) calm_fatal(NULL, "model_map_tensor: %s is held in the buffer, not mapped", p->name);
+    p->data = data;
+    p->dtype = dtype;
+    bind_weights(m);
+}
+
+size_t model_param_count(const Model *m) {
+    size_t n = 0;
+    for (int k = 0; k < m->n_param_tensors; k++) n += m->param_info[k].numel;
+    return n;
+}
+
+ParamInfo *model_table_new(const ModelConfig *cfg, int *n) {
+    Model m = {.cfg = *cfg, .l0 = 0, .l1 = cfg->n_layers, .has_head = 1};
+    build_param_table(&m);
+    *n = m.n_param_tensors;
+    return m.param_info;
+}
+
+/* Linear biases start at 0, as transformers initialises them. */
+static int is_bias(const ParamInfo *p) {
+    size_t len = strlen(p->name);
+    return len > 5 && strcmp(p->name + len - 5, ".bias") == 0;
+}
+
 void model_init_random(Model *m, uint64_t seed) {
+    if (m->frozen) calm_fatal(NULL, "model_init_random on a frozen model");
     for (int k = 0; k < m->n_param_tensors; k++) {
         const ParamInfo *p = &m->param_info[k];
         float *w = m->params_memory + p->offset;
         if (p->ndim == 1) {
-            for (size_t i = 0; i < p->numel; i++) w[i] = 1.0f; /* RMSNorm gains */
+            float v = is_bias(p) ? 0.0f : 1.0f; /* RMSNorm gains are 1 */
+            for (size_t i = 0; i < p->numel; i++) w[i] = v;
         } else {
             Rng r;
             rng_seed(&r, seed, (uint64_t)k); /* per tensor: independent of table order elsewhere */
@@ -133,6 +233,8 @@ void model_acts_free(Activations *a) {
 }
 
 void model_free(Model *m) {
+    if (m->storage_free) m->storage_free(m->storage);
+    free(m->weights.layers);
     free(m->params_memory);
     free(m->grads_memory);
     free(m->params.layers);
@@ -146,6 +248,9 @@ void model_free(Model *m) {
 
 void model_alloc_grads(Model *m) {
     if (m->grads_memory) return;
+    if (m->frozen)
+        calm_fatal("load the model for training (model_load_dir), not frozen",
+                   "a frozen model has no weight gradients (GRAD_FULL)");
     m->grads_memory = xalloc_floats(m->num_params);
     bind_params(m, &m->grads, m->grads_memory);
 }
@@ -233,26 +338,26 @@ static void add_inplace(float *y, const float *x, size_t n) {
 static void block_forward(Model *m, int l, int B, int T) {
     const ModelConfig *c = &m->cfg;
     const int N = B * T, C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim, F = c->hidden_dim;
-    const LayerParams *w = &m->params.layers[l];
+    const LayerWeights *w = &m->weights.layers[l];
     BlockActs *a = &m->acts.blocks[l];
     const float *x = m->acts.resid + (size_t)l * N * C;
     float *out = m->acts.resid + (size_t)(l + 1) * N * C;
 
     rmsnorm_forward(a->ln1, a->ln1_rstd, x, w->attn_norm, N, C, c->norm_eps);
-    linear_forward(a->q, a->ln1, w->wq, NULL, N, C, NH * HS);
-    linear_forward(a->k, a->ln1, w->wk, NULL, N, C, NKV * HS);
-    linear_forward(a->v, a->ln1, w->wv, NULL, N, C, NKV * HS);
+    wmat_linear_forward(a->q, a->ln1, w->wq, w->bq, N, C, NH * HS);
+    wmat_linear_forward(a->k, a->ln1, w->wk, w->bk, N, C, NKV * HS);
+    wmat_linear_forward(a->v, a->ln1, w->wv, w->bv, N, C, NKV * HS);
     rope_forward(a->q, m->rope_cos, m->rope_sin, B, T, NH, HS);
     rope_forward(a->k, m->rope_cos, m->rope_sin, B, T, NKV, HS);
     attention_forward(a->att, a->probs, a->q, a->k, a->v, B, T, NH, NKV, HS);
-    linear_forward(a->mid, a->att, w->wo, NULL, N, NH * HS, C);
+    wmat_linear_forward(a->mid, a->att, w->wo, w->bo, N, NH * HS, C);
     add_inplace(a->mid, x, (size_t)N * C);
 
     rmsnorm_forward(a->ln2, a->ln2_rstd, a->mid, w->mlp_norm, N, C, c->norm_eps);
-    linear_forward(a->gate, a->ln2, w->w_gate, NULL, N, C, F);
-    linear_forward(a->up, a->ln2, w->w_up, NULL, N, C, F);
+    wmat_linear_forward(a->gate, a->ln2, w->w_gate, NULL, N, C, F);
+    wmat_linear_forward(a->up, a->ln2, w->w_up, NULL, N, C, F);
     swiglu_forward(a->act, a->gate, a->up, (long)N * F);
-    linear_forward(out, a->act, w->w_down, NULL, N, F, C);
+    wmat_linear_forward(out, a->act, w->w_down, NULL, N, F, C);
     add_inplace(out, a->mid, (size_t)N * C);
 }
 
@@ -271,7 +376,7 @@ void model_forward_trunk(Model *m, const int *tokens, int B, int T, int n_blocks
     m->T = T;
     m->tokens = tokens;
     const size_t NC = (size_t)B * T * c->dim;
-    embedding_forward(m->acts.resid, tokens, m->params.embed, B * T, c->dim);
+    wmat_embedding_forward(m->acts.resid, tokens, m->weights.embed, B * T, c->dim);
     for (int l = 0; l < n_blocks && l < m->l1; l++) {
         block_forward(m, l, B, T);
         if (hook) hook(hook_ctx, l, m->acts.resid + (size_t)(l + 1) * NC, B, T);
@@ -296,7 +401,7 @@ float model_forward_part(Model *m, const int *tokens, const int *targets, const 
     m->T = T;
     m->tokens = tokens;
 
-    if (m->l0 == 0) embedding_forward(a->resid, tokens, m->params.embed, N, C);
+    if (m->l0 == 0) wmat_embedding_forward(a->resid, tokens, m->weights.embed, N, C);
     for (int l = m->l0; l < m->l1; l++) {
         block_forward(m, l, B, T);
         if (hook) hook(hook_ctx, l, a->resid + (size_t)(l + 1) * N * C, B, T);
@@ -305,8 +410,8 @@ float model_forward_part(Model *m, const int *tokens, const int *targets, const 
     m->mean_loss = 0.0f;
     if (!m->has_head) return 0.0f;
     const float *top = a->resid + (size_t)c->n_layers * N * C;
-    rmsnorm_forward(a->lnf, a->lnf_rstd, top, m->params.norm, N, C, c->norm_eps);
-    linear_forward(a->logits, a->lnf, m->params.lm_head, NULL, N, C, V);
+    rmsnorm_forward(a->lnf, a->lnf_rstd, top, m->weights.norm, N, C, c->norm_eps);
+    wmat_linear_forward(a->logits, a->lnf, m->weights.lm_head, NULL, N, C, V);
     m->mean_loss = targets ? crossentropy_forward(a->losses, a->logits, targets, weights, N, V) : 0.0f;
     return m->mean_loss;
 }
@@ -318,13 +423,22 @@ float model_forward(Model *m, const int *tokens, const int *targets, const float
 
 /* --------------------------------------------------------------- backward */
 
+/* dinp += dout W; with dw / db (GRAD_FULL, F32 weights) the weight and bias
+ * gradients too. The same sgemm calls, in the same order, as
+ * linear_backward. */
+static void linear_back(float *dinp, float *dw, float *db, const float *dout, const float *inp, WMat w, int N, int IN,
+                        int OUT) {
+    wmat_linear_backward_input(dinp, dout, w, N, IN, OUT);
+    if (dw || db) linear_backward(NULL, dw, db, dout, inp, NULL, N, IN, OUT);
+}
+
 /* On entry a->dresid = dL/d resid[l+1]; on exit dL/d resid[l].
  * g (NULL in GRAD_INPUT mode) receives the weight gradients. */
 static void block_backward(Model *m, int l, const LayerParams *g) {
     const ModelConfig *c = &m->cfg;
     const int B = m->B, T = m->T, N = B * T, C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads,
               HS = c->head_dim, F = c->hidden_dim;
-    const LayerParams *w = &m->params.layers[l];
+    const LayerWeights *w = &m->weights.layers[l];
     BlockActs *a = &m->acts.blocks[l];
     Activations *s = &m->acts;
     const float *x = s->resid + (size_t)l * N * C;
@@ -334,19 +448,19 @@ static void block_backward(Model *m, int l, const LayerParams *g) {
     float *dmid = s->dx;
     memcpy(dmid, s->dresid, NC * sizeof(float));
     memset(s->dact, 0, (size_t)N * F * sizeof(float));
-    linear_backward(s->dact, g ? g->w_down : NULL, NULL, s->dresid, a->act, w->w_down, N, F, C);
+    linear_back(s->dact, g ? g->w_down : NULL, NULL, s->dresid, a->act, w->w_down, N, F, C);
     memset(s->dgate, 0, (size_t)N * F * sizeof(float));
     memset(s->dup, 0, (size_t)N * F * sizeof(float));
     swiglu_backward(s->dgate, s->dup, s->dact, a->gate, a->up, (long)N * F);
     memset(s->dln, 0, NC * sizeof(float));
-    linear_backward(s->dln, g ? g->w_gate : NULL, NULL, s->dgate, a->ln2, w->w_gate, N, C, F);
-    linear_backward(s->dln, g ? g->w_up : NULL, NULL, s->dup, a->ln2, w->w_up, N, C, F);
+    linear_back(s->dln, g ? g->w_gate : NULL, NULL, s->dgate, a->ln2, w->w_gate, N, C, F);
+    linear_back(s->dln, g ? g->w_up : NULL, NULL, s->dup, a->ln2, w->w_up, N, C, F);
     rmsnorm_backward(dmid, g ? g->mlp_norm : NULL, s->dln, a->mid, w->mlp_norm, a->ln2_rstd, N, C);
 
     /* mid = x + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1))), ln1 = rmsnorm(x) */
     memcpy(s->dresid, dmid, NC * sizeof(float));
     memset(s->datt, 0, (size_t)N * NH * HS * sizeof(float));
-    linear_backward(s->datt, g ? g->wo : NULL, NULL, dmid, a->att, w->wo, N, NH * HS, C);
+    linear_back(s->datt, g ? g->wo : NULL, g ? g->bo : NULL, dmid, a->att, w->wo, N, NH * HS, C);
     memset(s->dq, 0, (size_t)N * NH * HS * sizeof(float));
     memset(s->dk, 0, (size_t)N * NKV * HS * sizeof(float));
     memset(s->dv, 0, (size_t)N * NKV * HS * sizeof(float));
@@ -354,9 +468,9 @@ static void block_backward(Model *m, int l, const LayerParams *g) {
     rope_backward(s->dq, m->rope_cos, m->rope_sin, B, T, NH, HS);
     rope_backward(s->dk, m->rope_cos, m->rope_sin, B, T, NKV, HS);
     memset(s->dln, 0, NC * sizeof(float));
-    linear_backward(s->dln, g ? g->wq : NULL, NULL, s->dq, a->ln1, w->wq, N, C, NH * HS);
-    linear_backward(s->dln, g ? g->wk : NULL, NULL, s->dk, a->ln1, w->wk, N, C, NKV * HS);
-    linear_backward(s->dln, g ? g->wv : NULL, NULL, s->dv, a->ln1, w->wv, N, C, NKV * HS);
+    linear_back(s->dln, g ? g->wq : NULL, g ? g->bq : NULL, s->dq, a->ln1, w->wq, N, C, NH * HS);
+    linear_back(s->dln, g ? g->wk : NULL, g ? g->bk : NULL, s->dk, a->ln1, w->wk, N, C, NKV * HS);
+    linear_back(s->dln, g ? g->wv : NULL, g ? g->bv : NULL, s->dv, a->ln1, w->wv, N, C, NKV * HS);
     rmsnorm_backward(s->dresid, g ? g->attn_norm : NULL, s->dln, x, w->attn_norm, a->ln1_rstd, N, C);
 }
 
@@ -365,6 +479,9 @@ void model_backward_part(Model *m, const int *targets, const float *weights, flo
     const ModelConfig *c = &m->cfg;
     const int N = m->B * m->T, C = c->dim, V = c->vocab_size;
     Activations *a = &m->acts;
+    if (mode == GRAD_FULL && m->frozen)
+        calm_fatal("load the model for training (model_load_dir), not frozen",
+                   "GRAD_FULL backward of a frozen model: its weights have no gradients");
     if (mode == GRAD_FULL && !m->grads_memory) model_alloc_grads(m);
     const ModelParams *g = mode == GRAD_FULL ? &m->grads : NULL;
 
@@ -378,9 +495,9 @@ void model_backward_part(Model *m, const int *targets, const float *weights, flo
         if (grad_scale > 0.0f) crossentropy_backward(a->dlogits, a->logits, targets, weights, grad_scale, N, V);
         const float *top = a->resid + (size_t)c->n_layers * N * C;
         memset(a->dln, 0, (size_t)N * C * sizeof(float));
-        linear_backward(a->dln, g ? g->lm_head : NULL, NULL, a->dlogits, a->lnf, m->params.lm_head, N, C, V);
+        linear_back(a->dln, g ? g->lm_head : NULL, NULL, a->dlogits, a->lnf, m->weights.lm_head, N, C, V);
         memset(a->dresid, 0, (size_t)N * C * sizeof(float));
-        rmsnorm_backward(a->dresid, g ? g->norm : NULL, a->dln, top, m->params.norm, a->lnf_rstd, N, C);
+        rmsnorm_backward(a->dresid, g ? g->norm : NULL, a->dln, top, m->weights.norm, a->lnf_rstd, N, C);
     }
     if (stop_layer > m->l1) return; /* nothing of this part is reached */
     const int lo = stop_layer > m->l0 ? stop_layer : m->l0;
@@ -417,94 +534,4 @@ double model_flops_per_step(const ModelConfig *c, int B, int T, GradMode mode) {
     /* backward: input gradients cost one forward's matmuls, weight gradients
      * another (skipped when frozen); attention backward is twice its forward. */
     return mode == GRAD_FULL ? fwd + 2.0 * mm + 2.0 * att : fwd + mm + 2.0 * att;
-}
-
-/* ---------------------------------------------------------- KV-cache decode */
-
-void kvcache_init(KVCache *k, const ModelConfig *c, int n_seq, int max_T) {
-    memset(k, 0, sizeof *k);
-    k->n_seq = n_seq;
-    k->max_T = max_T;
-    const size_t KV = (size_t)c->n_kv_heads * c->head_dim, Q = (size_t)c->n_heads * c->head_dim, n = (size_t)n_seq;
-    k->k = xalloc_floats((size_t)c->n_layers * n * max_T * KV);
-    k->v = xalloc_floats((size_t)c->n_layers * n * max_T * KV);
-    k->x = xalloc_floats(n * c->dim);
-    k->xb = xalloc_floats(n * c->dim);
-    k->q = xalloc_floats(n * Q);
-    k->knew = xalloc_floats(n * KV);
-    k->vnew = xalloc_floats(n * KV);
-    k->att = xalloc_floats(n * Q);
-    k->hb = xalloc_floats(n * c->hidden_dim);
-    k->hb2 = xalloc_floats(n * c->hidden_dim);
-    k->rstd = xalloc_floats(n);
-    k->scores = xalloc_floats(n * c->n_heads * max_T);
-    k->logits = xalloc_floats(n * c->vocab_size);
-}
-
-void kvcache_free(KVCache *k) {
-    float *bufs[] = {k->k, k->v, k->x, k->xb, k->q, k->knew, k->vnew, k->att, k->hb, k->hb2, k->rstd, k->scores,
-                     k->logits};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
-    memset(k, 0, sizeof *k);
-}
-
-float *model_decode_step(Model *m, KVCache *kc, const int *seqs, const int *tokens, int n) {
-    return model_decode_step_ex(m, kc, seqs, tokens, n, m->cfg.n_layers, NULL, NULL);
-}
-
-/* One position of n sequences through the model with the same layer
- * functions as training (n rows, T = 1); row r is sequence seqs[r] and
- * attends over that sequence's cached keys and values. */
-float *model_decode_step_ex(Model *m, KVCache *kc, const int *seqs, const int *tokens, int n, int n_blocks,
-                            ResidHook hook, void *hook_ctx) {
-    const ModelConfig *c = &m->cfg;
-    const int C = c->dim, NH = c->n_heads, NKV = c->n_kv_heads, HS = c->head_dim, F = c->hidden_dim;
-    const int KV = NKV * HS, pos = kc->len, half = HS / 2, group = NH / NKV;
-    if (pos >= kc->max_T || pos >= c->max_seq_len)
-        calm_fatal("ask for fewer tokens", "KV cache full at position %d", pos);
-    if (n < 1 || n > kc->n_seq) calm_fatal("feed at most the cache's sequences", "%d rows for a cache of %d", n, kc->n_seq);
-    const float scale = 1.0f / sqrtf((float)HS);
-    const float *cos_t = m->rope_cos + (size_t)pos * half, *sin_t = m->rope_sin + (size_t)pos * half;
-    const size_t seq_stride = (size_t)kc->max_T * KV, layer_stride = (size_t)kc->n_seq * seq_stride;
-    embedding_forward(kc->x, tokens, m->params.embed, n, C);
-    if (n_blocks > c->n_layers) n_blocks = c->n_layers;
-    for (int l = 0; l < n_blocks; l++) {
-        const LayerParams *w = &m->params.layers[l];
-        float *kl = kc->k + (size_t)l * layer_stride, *vl = kc->v + (size_t)l * layer_stride;
-        rmsnorm_forward(kc->xb, kc->rstd, kc->x, w->attn_norm, n, C, c->norm_eps);
-        linear_forward(kc->q, kc->xb, w->wq, NULL, n, C, NH * HS);
-        linear_forward(kc->knew, kc->xb, w->wk, NULL, n, C, KV);
-        linear_forward(kc->vnew, kc->xb, w->wv, NULL, n, C, KV);
-        rope_forward(kc->q, cos_t, sin_t, n, 1, NH, HS);
-        rope_forward(kc->knew, cos_t, sin_t, n, 1, NKV, HS);
-        for (int r = 0; r < n; r++) {
-            size_t at = (size_t)(seqs ? seqs[r] : r) * seq_stride + (size_t)pos * KV;
-            memcpy(kl + at, kc->knew + (size_t)r * KV, (size_t)KV * sizeof(float));
-            memcpy(vl + at, kc->vnew + (size_t)r * KV, (size_t)KV * sizeof(float));
-        }
-#pragma omp parallel for collapse(2) schedule(static) if (n * NH >= 8)
-        for (int r = 0; r < n; r++)
-            for (int h = 0; h < NH; h++) {
-                size_t base = (size_t)(seqs ? seqs[r] : r) * seq_stride + (size_t)(h / group) * HS;
-                attention_decode_row(kc->att + ((size_t)r * NH + h) * HS, kc->scores + ((size_t)r * NH + h) * kc->max_T,
-                              kc->q + ((size_t)r * NH + h) * HS, kl + base, vl + base, pos, HS, (size_t)KV, scale);
-            }
-        linear_forward(kc->xb, kc->att, w->wo, NULL, n, NH * HS, C);
-        for (size_t i = 0; i < (size_t)n * C; i++) kc->x[i] += kc->xb[i];
-        rmsnorm_forward(kc->xb, kc->rstd, kc->x, w->mlp_norm, n, C, c->norm_eps);
-        linear_forward(kc->hb, kc->xb, w->w_gate, NULL, n, C, F);
-        linear_forward(kc->hb2, kc->xb, w->w_up, NULL, n, C, F);
-        swiglu_forward(kc->hb, kc->hb, kc->hb2, n * F);
-        linear_forward(kc->xb, kc->hb, w->w_down, NULL, n, F, C);
-        for (size_t i = 0; i < (size_t)n * C; i++) kc->x[i] += kc->xb[i];
-        if (hook) hook(hook_ctx, l, kc->x, n, 1);
-    }
-    if (n_blocks < c->n_layers) { /* a truncated trunk: no head */
-        kc->len++;
-        return NULL;
-    }
-    rmsnorm_forward(kc->xb, kc->rstd, kc->x, m->params.norm, n, C, c->norm_eps);
-    linear_forward(kc->logits, kc->xb, m->params.lm_head, NULL, n, C, c->vocab_size);
-    kc->len++;
-    return kc->logits;
 }

@@ -17,13 +17,18 @@
 #include <stdint.h>
 
 #include "src/config.h"
+#include "src/wmat.h"
 
+/* Float views of the parameters held in the flat buffer (params_memory) and
+ * of their gradients. A matrix of a frozen model lives in its mapped file,
+ * not in the buffer: its pointer here is NULL (read it through ModelWeights). */
 typedef struct {
     float *attn_norm; /* [C]        input_layernorm.weight */
     float *wq;        /* [NH*HS, C] self_attn.q_proj.weight */
     float *wk;        /* [NKV*HS,C] self_attn.k_proj.weight */
     float *wv;        /* [NKV*HS,C] self_attn.v_proj.weight */
     float *wo;        /* [C, NH*HS] self_attn.o_proj.weight */
+    float *bq, *bk, *bv, *bo; /* self_attn.{q,k,v,o}_proj.bias; NULL without attention_bias */
     float *mlp_norm;  /* [C]        post_attention_layernorm.weight */
     float *w_gate;    /* [F, C]     mlp.gate_proj.weight */
     float *w_up;      /* [F, C]     mlp.up_proj.weight */
@@ -37,13 +42,32 @@ typedef struct {
     float *lm_head;     /* [V, C] lm_head.weight; == embed when tied */
 } ModelParams;
 
+/* What the forward, the input-gradient backward and decoding read: every
+ * matrix typed (F32 in the flat buffer, or F32/BF16/F16 in a mapped file);
+ * norm gains and biases are always F32 in the flat buffer. */
+typedef struct {
+    const float *attn_norm, *mlp_norm;
+    WMat wq, wk, wv, wo, w_gate, w_up, w_down;
+    const float *bq, *bk, *bv, *bo; /* NULL without attention_bias */
+} LayerWeights;
+
+typedef struct {
+    WMat embed;
+    LayerWeights *layers; /* [L] */
+    const float *norm;
+    WMat lm_head; /* == embed when tied */
+} ModelWeights;
+
 /* One entry per parameter tensor, in flat-buffer order. */
 typedef struct {
     char name[96]; /* HF tensor name */
     int ndim;
     int64_t shape[2];
-    size_t offset; /* in floats, into the flat buffer */
+    size_t offset; /* in floats, into the flat buffer (unused when mapped) */
     size_t numel;
+    int mapped;        /* frozen model's matrix: read in place from data, not in the buffer */
+    WmDtype dtype;     /* of data, when mapped */
+    const void *data;  /* when mapped; set by model_map_tensor */
 } ParamInfo;
 
 /* Saved-for-backward activations of one block. */
@@ -90,9 +114,16 @@ typedef struct {
      * is held), the final norm and LM head when has_head. A whole model has
      * l0 = 0, l1 = L, has_head = 1. Block indices stay absolute. */
     int l0, l1, has_head;
-    size_t num_params;
+    /* Frozen (model_init_frozen_part): matrices are read in place from mapped
+     * files (model_map_tensor), the buffer holds only norms and biases, and
+     * there are no gradients: GRAD_INPUT only. */
+    int frozen;
+    size_t num_params;   /* floats in params_memory */
     float *params_memory;
     ModelParams params;
+    ModelWeights weights; /* the typed view the math reads */
+    void *storage;       /* what keeps mapped tensors alive; released by storage_free */
+    void (*storage_free)(void *storage);
     ParamInfo *param_info;
     int n_param_tensors;
     float *grads_memory; /* NULL until model_alloc_grads */
@@ -110,7 +141,22 @@ int model_init(Model *m, const ModelConfig *cfg); /* allocates parameters (zeroe
 /* Only blocks l0..l1-1 (and the embedding if l0 == 0, the head if head;
  * head needs l1 == L): parameters, table and activations of that part. */
 int model_init_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head);
-void model_init_random(Model *m, uint64_t seed);  /* normal(0, 0.02) weights, norms = 1 */
+/* A frozen part: the table marks every matrix mapped and the buffer holds
+ * only the 1-D tensors; the caller gives each matrix's data with
+ * model_map_tensor before the first forward. */
+int model_init_frozen_part(Model *m, const ModelConfig *cfg, int l0, int l1, int head);
+/* Tensor k of the table (a mapped one) reads from data in dtype; data must
+ * outlive the model (hand its owner to m->storage). */
+void model_map_tensor(Model *m, int k, const void *data, WmDtype dtype);
+/* Elements of every tensor held, mapped ones included (num_params counts
+ * only the flat buffer). */
+size_t model_param_count(const Model *m);
+/* normal(0, 0.02) matrices, norm gains 1, biases 0; each tensor from its own
+ * stream (seed, k), k its index in the whole model's table. */
+void model_init_random(Model *m, uint64_t seed);
+/* The whole model's parameter table (names, shapes, offsets as model_init
+ * lays them out) without allocating the parameters; free() it. */
+ParamInfo *model_table_new(const ModelConfig *cfg, int *n);
 void model_free(Model *m);
 void model_alloc_grads(Model *m);
 void model_zero_grads(Model *m);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "src/common.h"
+#include "src/wmat.h"
 
 /* The format is little-endian and the data is copied to and from host floats
  * with memcpy; a big-endian port would need byte swaps in both directions. */
@@ -264,33 +265,7 @@ const char *st_meta(const StFile *f, const char *key) {
     return NULL;
 }
 
-/* IEEE 754 binary16 -> binary32; exact for every input. */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13); /* inf, or NaN keeping its payload */
-    } else if (exp == 0) {
-        /* zero or subnormal: mant * 2^-24, exact in float */
-        float v = (float)mant * 0x1p-24f;
-        return sign ? -v : v;
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-    }
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
-}
-
-static float bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float out;
-    memcpy(&out, &bits, sizeof out);
-    return out;
-}
-
-int st_read_f32(const StFile *f, const char *name, const int64_t *shape, int ndim, float *out) {
+int st_check_shape(const StFile *f, const char *name, const int64_t *shape, int ndim) {
     const StTensor *t = st_find(f, name);
     if (!t) return calm_error("%s: tensor %s not found", f->path, name);
     int same = t->ndim == ndim;
@@ -300,6 +275,12 @@ int st_read_f32(const StFile *f, const char *name, const int64_t *shape, int ndi
         return calm_error("%s: tensor %s has shape %s, expected %s", f->path, name,
                           shape_str(have, sizeof have, t->shape, t->ndim), shape_str(want, sizeof want, shape, ndim));
     }
+    return 0;
+}
+
+int st_read_f32(const StFile *f, const char *name, const int64_t *shape, int ndim, float *out) {
+    if (st_check_shape(f, name, shape, ndim) != 0) return -1;
+    const StTensor *t = st_find(f, name);
     const uint8_t *src = f->map + f->data_start + t->begin;
     size_t n = (size_t)((t->end - t->begin) / st_dtype_size(t->dtype));
     switch (t->dtype) {
@@ -307,13 +288,16 @@ int st_read_f32(const StFile *f, const char *name, const int64_t *shape, int ndi
         memcpy(out, src, n * sizeof(float));
         return 0;
     case ST_F16:
-    case ST_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, src + 2 * i, 2);
-            out[i] = t->dtype == ST_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    case ST_BF16: {
+        /* through an aligned bounce buffer: the mapping may not be */
+        uint16_t buf[4096];
+        for (size_t i = 0; i < n; i += 4096) {
+            size_t k = n - i < 4096 ? n - i : 4096;
+            memcpy(buf, src + 2 * i, 2 * k);
+            wm_to_f32(out + i, buf, t->dtype == ST_F16 ? WM_F16 : WM_BF16, k);
         }
         return 0;
+    }
     case ST_F64:
         for (size_t i = 0; i < n; i++) {
             double d;
@@ -337,9 +321,10 @@ static cJSON *json_uint_raw(uint64_t v) {
     return cJSON_CreateRaw(buf);
 }
 
-static int check_write_args(const char *path, const StWriteTensor *ts, int n, uint64_t *bytes) {
+/* bytes[i]: data size of specs[i]; names unique and usable. */
+static int check_specs(const char *path, const StSpec *ts, int n, uint64_t *bytes) {
     for (int i = 0; i < n; i++) {
-        const StWriteTensor *t = &ts[i];
+        const StSpec *t = &ts[i];
         if (!t->name || !*t->name || strcmp(t->name, "__metadata__") == 0)
             return calm_error("%s: tensor %d has an empty or reserved name", path, i);
         if (t->ndim < 0 || t->ndim > ST_MAX_DIMS)
@@ -348,11 +333,10 @@ static int check_write_args(const char *path, const StWriteTensor *ts, int n, ui
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
             if (t->shape[d] < 0) return calm_error("%s: tensor %s: negative dimension", path, t->name);
-            if (__builtin_mul_overflow(numel, (uint64_t)t->shape[d], &numel) || numel > SIZE_MAX / sizeof(float))
+            if (__builtin_mul_overflow(numel, (uint64_t)t->shape[d], &numel) || numel > SIZE_MAX / 8)
                 return calm_error("%s: tensor %s: shape is too large", path, t->name);
         }
-        if (numel > 0 && !t->data) return calm_error("%s: tensor %s: no data", path, t->name);
-        bytes[i] = numel * sizeof(float);
+        bytes[i] = numel * st_dtype_size(t->dtype);
         for (int j = 0; j < i; j++)
             if (strcmp(ts[j].name, t->name) == 0) return calm_error("%s: tensor %s given twice", path, t->name);
     }
@@ -360,7 +344,7 @@ static int check_write_args(const char *path, const StWriteTensor *ts, int n, ui
 }
 
 /* The JSON header, unpadded; NULL only if cJSON runs out of memory. */
-static char *build_header(const StWriteTensor *ts, const uint64_t *bytes, int n, const char *const *meta_keys,
+static char *build_header(const StSpec *ts, const uint64_t *bytes, int n, const char *const *meta_keys,
                           const char *const *meta_values, int n_meta) {
     cJSON *root = cJSON_CreateObject();
     if (n_meta > 0) {
@@ -370,7 +354,7 @@ static char *build_header(const StWriteTensor *ts, const uint64_t *bytes, int n,
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         cJSON *e = cJSON_AddObjectToObject(root, ts[i].name);
-        cJSON_AddStringToObject(e, "dtype", "F32");
+        cJSON_AddStringToObject(e, "dtype", st_dtype_name(ts[i].dtype));
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
         for (int d = 0; d < ts[i].ndim; d++) cJSON_AddItemToArray(shape, json_uint_raw((uint64_t)ts[i].shape[d]));
         cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
@@ -383,46 +367,83 @@ static char *build_header(const StWriteTensor *ts, const uint64_t *bytes, int n,
     return s;
 }
 
-int st_write_f32(const char *path, const StWriteTensor *tensors, int n, const char *const *meta_keys,
-                 const char *const *meta_values, int n_meta) {
+int st_stream_open(StStream *s, const char *path, const StSpec *specs, int n, const char *const *meta_keys,
+                   const char *const *meta_values, int n_meta) {
+    memset(s, 0, sizeof *s);
     for (int i = 0; i < n_meta; i++)
         if (!meta_keys[i] || !meta_values[i]) return calm_error("%s: metadata entry %d is NULL", path, i);
     uint64_t *bytes = xcalloc((size_t)n + 1, sizeof *bytes);
-    if (check_write_args(path, tensors, n, bytes) != 0) {
+    if (check_specs(path, specs, n, bytes) != 0) {
         free(bytes);
         return -1;
     }
-    char *json = build_header(tensors, bytes, n, meta_keys, meta_values, n_meta);
+    for (int i = 0; i < n; i++) s->left += bytes[i];
+    char *json = build_header(specs, bytes, n, meta_keys, meta_values, n_meta);
+    free(bytes);
     if (!json) calm_fatal("free memory", "out of memory building the safetensors header for %s", path);
 
     /* Pad with spaces so the data area starts 64-byte aligned: tensors can
-     * then be used in place from a mapping, and F32 offsets stay aligned. */
+     * then be used in place from a mapping (a frozen model does), and
+     * offsets stay aligned as long as tensors are whole 64-byte multiples
+     * or of one dtype. */
     size_t len = strlen(json);
     size_t padded = len + (64 - (8 + len) % 64) % 64;
     char *header = xmalloc(padded);
     memcpy(header, json, len);
     memset(header + len, ' ', padded - len);
     cJSON_free(json);
-
     uint8_t lenbuf[8];
     for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-
-    /* One buffer per tensor: the data goes straight from the caller's memory
-     * to the file, never through a copy the size of the model. */
-    const void **bufs = xmalloc(((size_t)n + 2) * sizeof *bufs);
-    size_t *lens = xmalloc(((size_t)n + 2) * sizeof *lens);
-    bufs[0] = lenbuf;
-    lens[0] = sizeof lenbuf;
-    bufs[1] = header;
-    lens[1] = padded;
-    for (int i = 0; i < n; i++) {
-        bufs[i + 2] = tensors[i].data;
-        lens[i + 2] = (size_t)bytes[i];
-    }
-    int r = calm_write_atomic(path, bufs, lens, n + 2);
-    free(bufs);
-    free(lens);
+    int r = calm_atomic_open(&s->file, path);
+    if (r == 0) r = calm_atomic_write(&s->file, lenbuf, sizeof lenbuf);
+    if (r == 0) r = calm_atomic_write(&s->file, header, padded);
     free(header);
-    free(bytes);
+    return r;
+}
+
+int st_stream_write(StStream *s, const void *data, size_t bytes) {
+    if (bytes > s->left) {
+        int r = calm_error("%s: %zu bytes more than the header announces", s->file.path, bytes - (size_t)s->left);
+        calm_atomic_abort(&s->file);
+        return r;
+    }
+    s->left -= bytes;
+    return calm_atomic_write(&s->file, data, bytes);
+}
+
+int st_stream_close(StStream *s) {
+    if (s->left) {
+        int r = calm_error("%s: %llu bytes of tensor data missing", s->file.path, (unsigned long long)s->left);
+        calm_atomic_abort(&s->file);
+        return r;
+    }
+    return calm_atomic_commit(&s->file);
+}
+
+void st_stream_abort(StStream *s) { calm_atomic_abort(&s->file); }
+
+int st_write_f32(const char *path, const StWriteTensor *tensors, int n, const char *const *meta_keys,
+                 const char *const *meta_values, int n_meta) {
+    StSpec *specs = xcalloc((size_t)n + 1, sizeof *specs);
+    for (int i = 0; i < n; i++) {
+        specs[i] = (StSpec){tensors[i].name, ST_F32, tensors[i].ndim, {0}};
+        memcpy(specs[i].shape, tensors[i].shape, sizeof specs[i].shape);
+    }
+    StStream s;
+    int r = st_stream_open(&s, path, specs, n, meta_keys, meta_values, n_meta);
+    /* The data goes straight from the caller's memory to the file, never
+     * through a copy the size of the model. */
+    for (int i = 0; r == 0 && i < n; i++) {
+        size_t numel = 1;
+        for (int d = 0; d < tensors[i].ndim; d++) numel *= (size_t)tensors[i].shape[d];
+        if (numel > 0 && !tensors[i].data) {
+            r = calm_error("%s: tensor %s: no data", path, tensors[i].name);
+            st_stream_abort(&s);
+        } else {
+            r = st_stream_write(&s, tensors[i].data, numel * sizeof(float));
+        }
+    }
+    if (r == 0) r = st_stream_close(&s);
+    free(specs);
     return r;
 }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "src/files.h"
+
 #define ST_MAX_DIMS 8
 
 typedef enum { ST_F32 = 0, ST_F16, ST_BF16, ST_F64, ST_I32, ST_I64, ST_U8, ST_I8, ST_BOOL } StDtype;
@@ -43,6 +45,9 @@ const char *st_meta(const StFile *f, const char *key); /* NULL if absent */
 const char *st_dtype_name(StDtype d);
 size_t st_dtype_size(StDtype d);
 
+/* 0 if tensor `name` exists with exactly shape[0..ndim), else -1 after an
+ * error naming the file and tensor. */
+int st_check_shape(const StFile *f, const char *name, const int64_t *shape, int ndim);
 /* Read tensor `name` into out as float32, converting F16/BF16/F64. Fails with
  * a message naming the file and tensor if it is missing, or if its shape is not
  * exactly shape[0..ndim). */
@@ -60,5 +65,29 @@ typedef struct {
  * order, 64-byte aligned header. */
 int st_write_f32(const char *path, const StWriteTensor *tensors, int n, const char *const *meta_keys,
                  const char *const *meta_values, int n_meta);
+
+/* A file written tensor by tensor, never holding more than the caller's
+ * chunk: the header is written from the specs, then each tensor's bytes in
+ * the given order (any number of st_stream_write calls), then
+ * st_stream_close checks that every announced byte came and commits the
+ * file atomically. On any failure the temp file is gone and nothing was
+ * written at path. */
+typedef struct {
+    const char *name;
+    StDtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+} StSpec;
+
+typedef struct {
+    AtomicFile file;
+    uint64_t left; /* data bytes still announced */
+} StStream;
+
+int st_stream_open(StStream *s, const char *path, const StSpec *specs, int n, const char *const *meta_keys,
+                   const char *const *meta_values, int n_meta);
+int st_stream_write(StStream *s, const void *data, size_t bytes);
+int st_stream_close(StStream *s);
+void st_stream_abort(StStream *s); /* give up on an open stream */
 
 #endif

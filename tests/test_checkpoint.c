@@ -12,9 +12,9 @@
 
 /* Two "processes" owning one tensor each of a 3-tensor set. */
 static ParamInfo g_table[3] = {
-    {"w.a", 2, {4, 3}, 0, 12},
-    {"w.b", 1, {5, 0}, 12, 5},
-    {"w.c", 2, {2, 2}, 17, 4},
+    {.name = "w.a", .ndim = 2, .shape = {4, 3}, .offset = 0, .numel = 12},
+    {.name = "w.b", .ndim = 1, .shape = {5, 0}, .offset = 12, .numel = 5},
+    {.name = "w.c", .ndim = 2, .shape = {2, 2}, .offset = 17, .numel = 4},
 };
 #define NP 21
 

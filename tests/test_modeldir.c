@@ -48,6 +48,13 @@ static void assert_config_equal(const ModelConfig *a, const ModelConfig *b) {
     assert_int_equal(a->bos_id, b->bos_id);
     assert_int_equal(a->eos_id, b->eos_id);
     assert_int_equal(a->pad_id, b->pad_id);
+    assert_int_equal(a->attention_bias, b->attention_bias);
+    assert_int_equal(a->rope_llama3, b->rope_llama3);
+    assert_true(a->rope_factor == b->rope_factor && a->rope_low_freq_factor == b->rope_low_freq_factor &&
+                a->rope_high_freq_factor == b->rope_high_freq_factor);
+    assert_int_equal(a->rope_original_max_pos, b->rope_original_max_pos);
+    assert_int_equal(a->n_eos, b->n_eos);
+    assert_memory_equal(a->eos_ids, b->eos_ids, (size_t)a->n_eos * sizeof(int));
 }
 
 /* ---- config.json ---- */
@@ -143,6 +150,38 @@ static void test_config_hf_defaults(void **state) {
     free(path);
 }
 
+/* Llama 3.x keys: rope_scaling llama3, eos_token_id as a list, attention
+ * bias, bos/pad null; what calm writes reads back the same. */
+static void test_config_llama3(void **state) {
+    char *path = calm_path_join(*state, "config.json");
+    tu_write_file(NULL, path, "{\"model_type\": \"llama\", \"hidden_size\": 64, \"intermediate_size\": 128,"
+                     " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"head_dim\": 24, \"vocab_size\": 300,"
+                     " \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-5, \"rope_theta\": 500000.0,"
+                     " \"rope_scaling\": {\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+                     " \"original_max_position_embeddings\": 32, \"rope_type\": \"llama3\"},"
+                     " \"attention_bias\": true, \"bos_token_id\": null, \"eos_token_id\": [261, 259, 262]}");
+    ModelConfig c;
+    assert_int_equal(model_config_load(&c, path), 0);
+    assert_int_equal(c.rope_llama3, 1);
+    assert_true(c.rope_factor == 8.0f && c.rope_high_freq_factor == 4.0f && c.rope_original_max_pos == 32);
+    assert_int_equal(c.attention_bias, 1);
+    assert_int_equal(c.head_dim, 24);
+    assert_int_equal(c.bos_id, TOK_BOS);
+    assert_int_equal(c.eos_id, 261);
+    assert_int_equal(c.n_eos, 3);
+    assert_int_equal(c.eos_ids[2], 262);
+    /* llama3 keeps the high frequencies, divides the lowest by factor. */
+    double f[12];
+    model_config_rope_freqs(&c, f);
+    assert_true(f[0] == 1.0);
+    assert_true(fabs(f[11] - pow(500000.0, -22.0 / 24) / 8.0) < 1e-20);
+    ModelConfig back;
+    assert_int_equal(model_config_save(&c, path), 0);
+    assert_int_equal(model_config_load(&back, path), 0);
+    assert_config_equal(&back, &c);
+    free(path);
+}
+
 static void test_config_errors(void **state) {
     static const char base[] = "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2,"
                                " \"vocab_size\": 320, \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-5";
@@ -153,7 +192,16 @@ static void test_config_errors(void **state) {
         {"\"num_attention_heads\": 4", "key model_type: missing"},
         {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"num_key_value_heads\": 3", "not divisible"},
         {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"hidden_act\": \"gelu\"", "key hidden_act"},
-        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"attention_bias\": true", "key attention_bias"},
+        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"attention_bias\": 1",
+         "key attention_bias: must be true or false"},
+        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"rope_scaling\": {\"rope_type\": \"llama3\", "
+         "\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0}",
+         "original_max_position_embeddings: missing"},
+        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"rope_scaling\": {\"rope_type\": \"yarn\", "
+         "\"factor\": 4.0}",
+         "rope_type \"yarn\" is not supported"},
+        {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"eos_token_id\": [300, 400]",
+         "eos_token_id[1] 400 outside the vocabulary"},
         {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"mlp_bias\": true", "key mlp_bias"},
         {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"rope_scaling\": {\"type\": \"linear\"}",
          "key rope_scaling"},
@@ -427,6 +475,7 @@ int main(void) {
         cmocka_unit_test(test_config_defaults),
         cmocka_unit_test_setup_teardown(test_config_round_trip, tu_setup_tmpdir, tu_teardown_tmpdir),
         cmocka_unit_test_setup_teardown(test_config_hf_defaults, tu_setup_tmpdir, tu_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_config_llama3, tu_setup_tmpdir, tu_teardown_tmpdir),
         cmocka_unit_test_setup_teardown(test_config_errors, tu_setup_tmpdir, tu_teardown_tmpdir),
         cmocka_unit_test_setup_teardown(test_model_dir_round_trip, tu_setup_tmpdir, tu_teardown_tmpdir),
         cmocka_unit_test_setup_teardown(test_model_dir_mismatch, tu_setup_tmpdir, tu_teardown_tmpdir),

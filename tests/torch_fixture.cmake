@@ -30,3 +30,18 @@ if(TEST torch_fixture)
   set_tests_properties(torch_fixture PROPERTIES FIXTURES_REQUIRED torch_fixtures
                        ENVIRONMENT "CALM_FIXTURE_DIR=${CALM_FIXTURE_DIR};CALM_THREADS=2")
 endif()
+
+# A checkpoint shaped like a real Llama 3 release (BF16 shards + index,
+# rope_scaling llama3, attention_bias, head_dim != C/NH, tied): torch's logits
+# against calm's frozen 16-bit path (tests/test_torch_real.c).
+set(CALM_REAL_FIXTURE_DIR ${CMAKE_CURRENT_BINARY_DIR}/fixtures_real)
+add_test(NAME torch_real_gen
+         COMMAND sh -c "set -e
+           rm -rf '${CALM_REAL_FIXTURE_DIR}'
+           '${CALM_TORCH_PYTHON}' -m torch_ref.make_real_fixture '${CALM_REAL_FIXTURE_DIR}'")
+set_tests_properties(torch_real_gen PROPERTIES FIXTURES_SETUP torch_real_fixture TIMEOUT 600
+                     ENVIRONMENT "${CALM_TORCH_REF_ENV}")
+if(TEST torch_real)
+  set_tests_properties(torch_real PROPERTIES FIXTURES_REQUIRED torch_real_fixture
+                       ENVIRONMENT "CALM_REAL_FIXTURE_DIR=${CALM_REAL_FIXTURE_DIR};CALM_THREADS=1")
+endif()

@@ -37,6 +37,8 @@ class LlamaConfig:
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = False
     max_position_embeddings: int = 2048
+    attention_bias: bool = False  # bias on q, k, v, o projections
+    rope_scaling: dict = None  # None, or {"rope_type": "llama3", "factor", "low_freq_factor", ...}
 
     def __post_init__(self):
         if not self.head_dim:
@@ -45,14 +47,19 @@ class LlamaConfig:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
         if self.head_dim % 2:
             raise ValueError("head_dim must be even for RoPE")
+        if self.rope_scaling is not None:
+            kind = self.rope_scaling.get("rope_type", self.rope_scaling.get("type"))
+            if kind == "default":
+                self.rope_scaling = None
+            elif kind != "llama3":
+                raise ValueError(f"rope_scaling type {kind!r} is not supported by llama_ref (llama3 or default)")
 
     @classmethod
     def from_dict(cls, d):
         """From a HF config.json dict; unknown keys (model_type, bos_token_id, ...) are ignored.
         Keys HF would honour but this reference does not implement are refused, so a
         fixture can never silently disagree with HF."""
-        for k, ok in (("attention_bias", False), ("mlp_bias", False), ("rope_scaling", None),
-                      ("hidden_act", "silu")):
+        for k, ok in (("mlp_bias", False), ("hidden_act", "silu")):
             if k in d and d[k] != ok:
                 raise ValueError(f"config {k}={d[k]!r} is not supported by llama_ref (want {ok!r})")
         names = {f.name for f in fields(cls)}
@@ -70,7 +77,7 @@ class LlamaConfig:
         """The full LlamaConfig key set, as transformers would write it."""
         return {
             "architectures": ["LlamaForCausalLM"],
-            "attention_bias": False,
+            "attention_bias": bool(self.attention_bias),
             "attention_dropout": 0.0,
             "bos_token_id": bos,
             "eos_token_id": eos,
@@ -88,7 +95,7 @@ class LlamaConfig:
             "num_key_value_heads": self.num_key_value_heads,
             "pretraining_tp": 1,
             "rms_norm_eps": self.rms_norm_eps,
-            "rope_scaling": None,
+            "rope_scaling": self.rope_scaling,
             "rope_theta": self.rope_theta,
             "tie_word_embeddings": bool(self.tie_word_embeddings),
             "torch_dtype": "float32",
@@ -122,6 +129,34 @@ def rope_cos_sin(T, HS, theta, dtype, device=None):
     return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
+def llama3_inv_freq(HS, theta, scaling):
+    """transformers' _compute_llama3_parameters, written from its definition: wavelengths
+    2*pi/inv_freq shorter than original_max_position_embeddings / high_freq_factor keep
+    their frequency, longer than .. / low_freq_factor are divided by factor, and those in
+    between interpolate with smooth = (old_len / wavelen - low) / (high - low)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, HS, 2, dtype=torch.float64) / HS))
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_len = scaling["original_max_position_embeddings"]
+    out = []
+    for f in inv_freq.tolist():
+        wavelen = 2 * math.pi / f
+        if wavelen < old_len / high:
+            out.append(f)
+        elif wavelen > old_len / low:
+            out.append(f / factor)
+        else:
+            smooth = (old_len / wavelen - low) / (high - low)
+            out.append((1 - smooth) * f / factor + smooth * f)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def rope_cos_sin_llama3(T, HS, theta, scaling, dtype, device=None):
+    """rope_cos_sin with the llama3-scaled inverse frequencies."""
+    freqs = torch.outer(torch.arange(T, dtype=torch.float64), llama3_inv_freq(HS, theta, scaling))
+    emb = torch.cat((freqs, freqs), dim=-1).to(device)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
 def rotate_half(x):
     x1 = x[..., : x.shape[-1] // 2]
     x2 = x[..., x.shape[-1] // 2:]
@@ -138,10 +173,11 @@ class Attention(nn.Module):
         super().__init__()
         C, NH, NKV, HS = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         self.NH, self.NKV, self.HS = NH, NKV, HS
-        self.q_proj = nn.Linear(C, NH * HS, bias=False)
-        self.k_proj = nn.Linear(C, NKV * HS, bias=False)
-        self.v_proj = nn.Linear(C, NKV * HS, bias=False)
-        self.o_proj = nn.Linear(NH * HS, C, bias=False)
+        bias = bool(cfg.attention_bias)
+        self.q_proj = nn.Linear(C, NH * HS, bias=bias)
+        self.k_proj = nn.Linear(C, NKV * HS, bias=bias)
+        self.v_proj = nn.Linear(C, NKV * HS, bias=bias)
+        self.o_proj = nn.Linear(NH * HS, C, bias=bias)
 
     def forward(self, x, cos, sin):
         B, T, _ = x.shape
@@ -225,7 +261,11 @@ class LlamaForCausalLM(nn.Module):
     def rope(self, T, dtype, device):
         key = (T, dtype, device)
         if key not in self._rope:
-            self._rope[key] = rope_cos_sin(T, self.config.head_dim, self.config.rope_theta, dtype, device)
+            c = self.config
+            if c.rope_scaling is None:
+                self._rope[key] = rope_cos_sin(T, c.head_dim, c.rope_theta, dtype, device)
+            else:
+                self._rope[key] = rope_cos_sin_llama3(T, c.head_dim, c.rope_theta, c.rope_scaling, dtype, device)
         return self._rope[key]
 
     def embed(self, tokens):
@@ -245,7 +285,7 @@ class LlamaForCausalLM(nn.Module):
         return self.forward_embeds(self.embed(tokens), targets, weights)
 
     def init_random(self, std=0.02, norm_std=0.0, generator=None):
-        """Linear/embedding weights N(0, std); norm weights 1 + N(0, norm_std)."""
+        """Linear/embedding weights and biases N(0, std); norm weights 1 + N(0, norm_std)."""
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name.endswith("layernorm.weight") or name == "model.norm.weight":

@@ -65,9 +65,17 @@ def read(path, to_f32=True):
     return out, meta
 
 
-def write(path, tensors, metadata=None):
-    """Write tensors (dict or list of (name, array)) as F32, in order. Float arrays of any
-    precision are rounded to float32 (round to nearest even, numpy's cast)."""
+def _f32_to_bf16(a):
+    """float32 array -> BF16 bits (uint16), round to nearest even; NaN stays NaN."""
+    u = np.ascontiguousarray(a, dtype="<f4").view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+    return np.where(np.isnan(a), np.uint16(0x7FC0), r)
+
+
+def write(path, tensors, metadata=None, dtype="F32"):
+    """Write tensors (dict or list of (name, array)) as F32 (or BF16 / F16), in order. Float
+    arrays of any precision are rounded to float32 first (round to nearest even, numpy's
+    cast), then to the 16-bit dtype (round to nearest even)."""
     items = list(tensors.items()) if isinstance(tensors, dict) else list(tensors)
     header = {}
     chunks = []
@@ -76,8 +84,13 @@ def write(path, tensors, metadata=None):
         if hasattr(arr, "detach"):  # torch tensor
             arr = arr.detach().cpu().numpy()
         a = np.ascontiguousarray(np.asarray(arr, dtype="<f4"))
-        raw = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
+        if dtype == "BF16":
+            raw = _f32_to_bf16(a).tobytes()
+        elif dtype == "F16":
+            raw = a.astype("<f2").tobytes()
+        else:
+            raw = a.tobytes()
+        header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
         chunks.append(raw)
         off += len(raw)
     if metadata:
