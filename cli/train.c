@@ -1,4 +1,4 @@
-/* train.c: `calm train`, a byte-level Llama-style LM from random weights or
+/* train.c: `calm train`, a Llama-style LM from random weights (byte level) or
  * from a model directory. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -9,6 +9,24 @@
 #include "src/compose.h"
 #include "src/modeldir.h"
 #include "src/tokenizer.h"
+
+/* A model trained from a Hugging Face directory is saved with its
+ * tokenizer: the model's Trainable, with a save that copies the files. */
+typedef struct {
+    Trainable model;
+    const char *tokenizer_dir;
+} TrainCtx;
+
+static float with_tokenizer_step(void *ctx, const int *tokens, const int *targets, const float *weights, int B, int T) {
+    TrainCtx *x = ctx;
+    return x->model.step(x->model.ctx, tokens, targets, weights, B, T);
+}
+
+static int with_tokenizer_save(void *ctx, const char *dir) {
+    TrainCtx *x = ctx;
+    if (x->model.save(x->model.ctx, dir) != 0) return -1;
+    return x->tokenizer_dir ? tokenizer_copy_files(x->tokenizer_dir, dir) : 0;
+}
 
 int cmd_train(int argc, char **argv) {
     RunOpts r;
@@ -78,7 +96,11 @@ int cmd_train(int argc, char **argv) {
     cJSON_AddStringToObject(run_config(&r), "model", arch);
     r.writes_part = g_dist.rank == 0; /* data-parallel replicas hold the same weights */
     if (g_dist.size > 1) snprintf(r.layout, sizeof r.layout, "data parallel, %d ranks", g_dist.size);
-    Trainable tr = trainable_model(&m);
+    TrainCtx ctx = {trainable_model(&m), init};
+    Trainable tr = ctx.model;
+    tr.ctx = &ctx;
+    tr.step = with_tokenizer_step;
+    tr.save = with_tokenizer_save;
     rc = run_training("train", &r, &tr, tok, files, nfiles, m.cfg.vocab_size);
     model_free(&m);
     tokenizer_free(tok);

