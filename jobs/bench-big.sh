@@ -9,19 +9,21 @@
 # distorts every figure). The 8B anchor needs ~16 GB of disk and would need
 # 32 GB of memory in F32; in BF16 each stage maps only its own layers.
 # Usage: jobs/bench-big.sh [--anchors "3b 8b"] [--steps N] [--batch B]
-#                          [--micro-batches M] [--out DIR]
+#                          [--micro-batches M] [--connections A:B,...] [--out DIR]
 #   --anchors   which anchors to compose (default "3b 8b")
 #   --steps     training steps per anchor (default 3; the first includes warm-up)
+#   --connections  as calm compose (default: its default, every 4th mA layer)
 #   --out       working directory (default runs/bench-big; models are reused)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-anchors="3b 8b" steps=3 batch=2 mb=2 out=$root/runs/bench-big
+anchors="3b 8b" steps=3 batch=2 mb=2 conns="" out=$root/runs/bench-big
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --anchors) anchors=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --micro-batches) mb=$2; shift 2 ;;
+    --connections) conns=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) echo "bench-big.sh: unknown argument '$1'" >&2; exit 2 ;;
@@ -102,7 +104,7 @@ for a in $anchors; do
   rm -rf "$out/calm-$a"
   CALM_THREADS=1 /usr/bin/time -f "   wall %e s" mpirun -np 3 "$calm" compose --anchor "$out/$a" --augment "$out/1b" \
     --out "$out/calm-$a" --data "$out/store" --anchor-stages 2 --augment-ranks 1 --micro-batches "$mb" \
-    --batch "$batch" --seq-len 256 --steps "$steps" --warmup 1 --log-every 1 --log "$out/calm-$a.jsonl" \
+    --batch "$batch" ${conns:+--connections "$conns"} --seq-len 256 --steps "$steps" --warmup 1 --log-every 1 --log "$out/calm-$a.jsonl" \
     2>"$out/calm-$a.err" || { tail -20 "$out/calm-$a.err" >&2; exit 1; }
   grep -E "^(pipeline|step|  rank| +[0-9]+ )" "$out/calm-$a.err"
   tail -1 "$out/calm-$a.err"

@@ -329,7 +329,7 @@ static double pipe_grad_sq(void *ctx, const float *grads, size_t n) {
 /* Sum of every counting rank's own tensors of x into world rank 0's x. */
 static int pipe_gather(void *ctx, float *x, size_t n) {
     Pipeline *p = ctx;
-    float *buf = xalloc_floats(n);
+    float *buf = xmap_floats(n); /* written only where this rank owns */
     if (p->counts)
         for (int k = 0; k < p->n_own; k++)
             memcpy(buf + p->own[k].offset, x + p->own[k].offset, p->own[k].numel * sizeof(float));
@@ -338,21 +338,22 @@ static int pipe_gather(void *ctx, float *x, size_t n) {
         int cnt = (int)(n - off < chunk ? n - off : chunk);
         MPI_Reduce(buf + off, x + off, cnt, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD);
     }
-    free(buf);
+    calm_unmap_floats(buf, n);
     return p->dist.rank == 0;
 }
 
 static int pipe_save(void *ctx, const char *dir) {
     Pipeline *p = ctx;
-    float *all = xalloc_floats(p->comp.num_params);
-    memcpy(all, p->comp.params, p->comp.num_params * sizeof(float));
+    float *all = xmap_floats(p->comp.num_params);
+    for (int k = 0; k < p->n_own; k++)
+        memcpy(all + p->own[k].offset, p->comp.params + p->own[k].offset, p->own[k].numel * sizeof(float));
     int writer = pipe_gather(p, all, p->comp.num_params), rc = 0;
     if (writer) {
         Composer view = p->comp;
         view.params = all;
         rc = compose_save_dir(&view, dir, p->anchor_dir, p->augment_dir);
     }
-    free(all);
+    calm_unmap_floats(all, p->comp.num_params);
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD); /* every rank learns whether the save worked */
     return rc == 0 ? 0 : (writer ? -1 : calm_error("%s: rank 0 could not write the composition", dir));
 }

@@ -129,6 +129,8 @@ int pipeline_open(Pipeline **out, PipelineRun *run, TrainConfig *tc, const PipeO
             for (int j = 0; j < 2; j++) p->own[p->n_own++] = p->comp.info[6 * i + j]; /* proj weight and bias */
         p->counts = p->me.replica == 0 && p->me.index == 0;
     }
+    p->comp.own = p->own; /* the rest of the composition stays unallocated here */
+    p->comp.n_own = p->n_own;
     if (rc) return -1;
     if (memcmp(&p->model.cfg, p->me.role == ROLE_ANCHOR ? &p->cfg_b : &p->cfg_a, sizeof(ModelConfig)) != 0)
         return calm_error("%s: config.json changed while loading", p->me.role == ROLE_ANCHOR ? o->anchor_dir

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,18 @@ float *calm_alloc_floats(size_t n, const char *file, int line) {
         calm_die(file, line, "reduce batch size, sequence length or model size", "out of memory allocating %zu floats", n);
     memset(p, 0, bytes);
     return p;
+}
+
+float *calm_map_floats(size_t n, const char *file, int line) {
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        calm_die(file, line, "reduce the model or composition size", "out of memory mapping %zu floats", n);
+    return p;
+}
+
+void calm_unmap_floats(float *p, size_t n) {
+    if (p) munmap(p, (n ? n : 1) * sizeof(float));
 }
 
 void calm_log(const char *fmt, ...) {

@@ -45,6 +45,14 @@ char *calm_xstrdup(const char *s, const char *file, int line);
 float *calm_alloc_floats(size_t n, const char *file, int line);
 #define xalloc_floats(n) calm_alloc_floats((n), __FILE__, __LINE__)
 
+/* Zeroed floats straight from the kernel (anonymous mmap, page-aligned):
+ * a page costs memory only once written, so a process that uses a part of a
+ * large vector (a pipeline rank's share of the composition, its optimizer
+ * state) pays for that part. Free with calm_unmap_floats(p, n). */
+float *calm_map_floats(size_t n, const char *file, int line);
+#define xmap_floats(n) calm_map_floats((n), __FILE__, __LINE__)
+void calm_unmap_floats(float *p, size_t n);
+
 /* Informational log line on stderr ("calm: ..."), suppressed by calm_quiet. */
 extern int calm_quiet;
 void calm_log(const char *fmt, ...) CALM_PRINTF(1, 2);

@@ -140,8 +140,8 @@ int compose_init_configs(Composer *c, const ModelConfig *ca, const ModelConfig *
             off += p->numel;
         }
     c->num_params = off;
-    c->params = xalloc_floats(off);
-    c->grads = xalloc_floats(off);
+    c->params = xmap_floats(off);
+    c->grads = xmap_floats(off);
     c->p = xcalloc((size_t)n, sizeof(ConnParams));
     c->g = xcalloc((size_t)n, sizeof(ConnParams));
     for (int i = 0; i < n; i++) {
@@ -156,8 +156,17 @@ int compose_init_configs(Composer *c, const ModelConfig *ca, const ModelConfig *
     return 0;
 }
 
+/* Tensor k is one this process works on. */
+static int is_own(const Composer *c, int k) {
+    if (!c->own) return 1;
+    for (int j = 0; j < c->n_own; j++)
+        if (c->own[j].offset == c->info[k].offset) return 1;
+    return 0;
+}
+
 void compose_init_random(Composer *c, uint64_t seed) {
     for (int k = 0; k < c->n_info; k++) {
+        if (!is_own(c, k)) continue;
         const ParamInfo *p = &c->info[k];
         float *w = c->params + p->offset;
         int is_o = strstr(p->name, "o_proj") != NULL;
@@ -173,8 +182,8 @@ void compose_init_random(Composer *c, uint64_t seed) {
 }
 
 void compose_free(Composer *c) {
-    free(c->params);
-    free(c->grads);
+    calm_unmap_floats(c->params, c->num_params);
+    calm_unmap_floats(c->grads, c->num_params);
     free(c->p);
     free(c->g);
     free(c->info);
@@ -183,7 +192,13 @@ void compose_free(Composer *c) {
     memset(c, 0, sizeof *c);
 }
 
-void compose_zero_grads(Composer *c) { memset(c->grads, 0, c->num_params * sizeof(float)); }
+void compose_zero_grads(Composer *c) {
+    if (!c->own) {
+        memset(c->grads, 0, c->num_params * sizeof(float));
+        return;
+    }
+    for (int j = 0; j < c->n_own; j++) memset(c->grads + c->own[j].offset, 0, c->own[j].numel * sizeof(float));
+}
 
 size_t compose_conn_acts_floats(const Composer *c, int Bsz, int T) {
     const size_t N = (size_t)Bsz * T;

@@ -52,10 +52,15 @@ typedef struct {
     Model *A, *B; /* borrowed, frozen */
     int dA, dB, H, HS;
     size_t num_params;
-    float *params, *grads;
+    float *params, *grads; /* [num_params] each (xmap_floats: untouched pages cost nothing) */
     ConnParams *p, *g;
     ParamInfo *info;
     int n_info;
+    /* The tensors this process works on (NULL: all). A pipeline rank uses
+     * only its share: initialising and zeroing leave the rest untouched, so
+     * its memory follows its share rather than the whole composition. */
+    const ParamInfo *own;
+    int n_own;
     /* activations for (Bsz, T) */
     int Bsz, T, cap_B, cap_T;
     ConnActs *acts;
@@ -82,7 +87,9 @@ int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg);
 /* The same from the two models' configurations alone (c->A, c->B stay NULL):
  * for ranks that hold only part of a model, and for saving. */
 int compose_init_configs(Composer *c, const ModelConfig *ca, const ModelConfig *cb, const ComposeConfig *cfg);
-/* proj, q, k, v: normal(0, 1/sqrt(fan_in)); o_proj: 0; proj bias: 0. */
+/* proj, q, k, v: normal(0, 1/sqrt(fan_in)); o_proj: 0; proj bias: 0. Each
+ * tensor from its own stream, so a process initialising only its own tensors
+ * gets the values the whole composition would. */
 void compose_init_random(Composer *c, uint64_t seed);
 void compose_free(Composer *c);
 

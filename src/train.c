@@ -37,15 +37,15 @@ Trainable trainable_model(Model *m) {
 }
 
 void train_state_init(TrainState *s, size_t n) {
-    s->adam_m = xalloc_floats(n);
-    s->adam_v = xalloc_floats(n);
+    s->adam_m = xmap_floats(n); /* only the trained tensors' pages are ever written */
+    s->adam_v = xmap_floats(n);
     s->n = n;
     s->step = 0;
 }
 
 void train_state_free(TrainState *s) {
-    free(s->adam_m);
-    free(s->adam_v);
+    calm_unmap_floats(s->adam_m, s->n);
+    calm_unmap_floats(s->adam_v, s->n);
     memset(s, 0, sizeof *s);
 }
 
@@ -74,10 +74,13 @@ int train_save(const Trainable *t, const TrainState *s, const char *dir) {
     float *gm = NULL, *gv = NULL;
     int writer = 1;
     if (t->gather) { /* every process's own moments, gathered on the writer */
-        gm = xalloc_floats(s->n);
-        gv = xalloc_floats(s->n);
-        memcpy(gm, m, s->n * sizeof(float));
-        memcpy(gv, v, s->n * sizeof(float));
+        gm = xmap_floats(s->n);
+        gv = xmap_floats(s->n);
+        for (int k = 0; k < t->n_table; k++) { /* this process's tensors; the gather adds the others' */
+            const ParamInfo *p = &t->table[k];
+            memcpy(gm + p->offset, m + p->offset, p->numel * sizeof(float));
+            memcpy(gv + p->offset, v + p->offset, p->numel * sizeof(float));
+        }
         writer = t->gather(t->ctx, gm, s->n);
         t->gather(t->ctx, gv, s->n);
         m = gm, v = gv;
@@ -91,8 +94,8 @@ int train_save(const Trainable *t, const TrainState *s, const char *dir) {
         r = trainer_state_save(path, m, v, s->n, keys, values, 1);
         free(path);
     }
-    free(gm);
-    free(gv);
+    calm_unmap_floats(gm, s->n);
+    calm_unmap_floats(gv, s->n);
     return r;
 }
 
