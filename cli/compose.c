@@ -33,7 +33,11 @@ static int compose_save(void *ctx, const char *dir) {
 /* What a composition's resume must match: both models and the wiring. */
 static int compose_config_json(const Composer *c, const char *anchor, const char *augment, cJSON *cfg) {
     char ha[65], hb[65], conns[1024];
-    if (compose_model_hash(anchor, hb) != 0 || compose_model_hash(augment, ha) != 0) return -1;
+    /* Rank 0 reads the models (gigabytes for a real anchor) and tells the
+     * others; a failure there aborts the job. */
+    if (g_dist.rank == 0 && (compose_model_hash(anchor, hb) != 0 || compose_model_hash(augment, ha) != 0)) return -1;
+    dist_bcast_bytes(&g_dist, hb, sizeof hb);
+    dist_bcast_bytes(&g_dist, ha, sizeof ha);
     cJSON_AddStringToObject(cfg, "anchor_sha256", hb);
     cJSON_AddStringToObject(cfg, "augment_sha256", ha);
     compose_format_connections(c->cfg.conn, c->cfg.n_conn, conns, sizeof conns);

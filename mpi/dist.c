@@ -100,6 +100,10 @@ long dist_max_long(void *ctx, long x) {
     return y;
 }
 
+void dist_bcast_bytes(const Dist *d, void *buf, size_t n) {
+    if (d->mpi) MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+}
+
 long dist_sum_long(void *ctx, long x) {
     long y = x;
     if (((Dist *)ctx)->mpi) MPI_Allreduce(&x, &y, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);

@@ -26,6 +26,8 @@ void dist_finalize(Dist *d);
 /* Collectives over the world for checkpoints and stop requests (ctx = Dist*). */
 long dist_max_long(void *ctx, long x);
 long dist_sum_long(void *ctx, long x);
+/* Rank 0's n bytes of buf to every rank (nothing without MPI). */
+void dist_bcast_bytes(const Dist *d, void *buf, size_t n);
 
 /* TrainConfig.reduce for data parallelism (ctx = Dist*): turns each replica's
  * mean-loss gradient into the gradient of the global weighted mean loss:
