@@ -104,7 +104,7 @@ for a in $anchors; do
   rm -rf "$out/calm-$a"
   CALM_THREADS=1 /usr/bin/time -f "   wall %e s" mpirun -np 3 "$calm" compose --anchor "$out/$a" --augment "$out/1b" \
     --out "$out/calm-$a" --data "$out/store" --anchor-stages 2 --augment-ranks 1 --micro-batches "$mb" \
-    --batch "$batch" ${conns:+--connections "$conns"} --seq-len 256 --steps "$steps" --warmup 1 --log-every 1 --log "$out/calm-$a.jsonl" \
+    --batch "$batch" ${conns:+--connections "$conns"} --seq-len 256 --steps "$steps" --warmup 1 --lr 1e-4 --log-every 1 --log "$out/calm-$a.jsonl" \
     2>"$out/calm-$a.err" || { tail -20 "$out/calm-$a.err" >&2; exit 1; }
   grep -E "^(pipeline|step|  rank| +[0-9]+ )" "$out/calm-$a.err"
   tail -1 "$out/calm-$a.err"
