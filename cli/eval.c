@@ -225,10 +225,11 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
         ngen[i] = want;
         order[i] = (int)i;
     }
+    const GenOpts go = {0.0f, 0, 0, o->chrf ? newline_id(r->tok) : -1, tokenizer_vocab_size(r->tok),
+                        tokenizer_eos(r->tok)};
     if (rc == 0) {
         qsort_r(order, (size_t)n, sizeof(int), by_prompt_length, np);
         GenSeq *seqs = xmalloc((size_t)o->B * sizeof(GenSeq));
-        GenOpts go = {0.0f, 0, 0, o->chrf ? newline_id(r->tok) : -1, tokenizer_vocab_size(r->tok)};
         double t0 = calm_now(), last = t0;
         for (long b0 = 0; b0 < n; b0 += o->B) {
             int b = (int)(n - b0 < o->B ? n - b0 : o->B);
@@ -254,8 +255,8 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
     for (long i = 0; i < n && rc == 0; i++) {
         const char *t = rs->r[i].target;
         size_t tl = strlen(t);
-        int k = ngen[i], eos = tokenizer_eos(r->tok);
-        if (k > 0 && gen[i][k - 1] == eos) k--; /* the end mark */
+        int k = ngen[i], ended = k > 0 && generate_ends(runner_config(r), &go, gen[i][k - 1]);
+        if (ended) k--; /* the end mark: EOS, or the newline of a chrF answer */
         char *text;
         size_t len;
         if (tokenizer_decode(r->tok, gen[i], (size_t)k, 1, &text, &len) != 0) {
@@ -277,7 +278,7 @@ static int eval_task(Runner *r, const Recs *rs, const TaskOpts *o, cJSON **out) 
             chrf_add(&per[li], (const char *)text, len, t, tl);
             chrf_add(&all, (const char *)text, len, t, tl);
         } else {
-            int ok = ngen[i] > 0 && gen[i][ngen[i] - 1] == eos && len == tl && !memcmp(text, t, tl);
+            int ok = ended && len == tl && !memcmp(text, t, tl);
             correct += ok;
             s[1] += ok;
         }

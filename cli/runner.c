@@ -59,7 +59,7 @@ long runner_generate_batch(Runner *r, GenSeq *seqs, int n, const GenOpts *o) {
 int runner_generate(Runner *r, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
                     uint64_t seed, int *out) {
     GenSeq s = {prompt, n_prompt, max_new, out, 0};
-    GenOpts o = {temperature, top_k, seed, -1, tokenizer_vocab_size(r->tok)};
+    GenOpts o = {temperature, top_k, seed, -1, tokenizer_vocab_size(r->tok), tokenizer_eos(r->tok)};
     runner_generate_batch(r, &s, 1, &o);
     return s.n_out;
 }

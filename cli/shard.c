@@ -313,8 +313,8 @@ static void info_table(const ShardInfo *in, const char *dir, const double *p, do
         }
     uint64_t all_tokens = tot[2][0] + tot[2][1];
     printf("store       %s\n", dir);
-    printf("format      calm-shards v%d: %s records, seq_len %d, uint16 tokens, CRC-32C per record\n", in->version,
-           shard_kind_name(in->kind), in->seq_len);
+    printf("format      calm-shards v%d: %s records, seq_len %d, uint%d tokens, CRC-32C per record\n", in->version,
+           shard_kind_name(in->kind), in->seq_len, 8 * in->token_bytes);
     printf("tokenizer   %s, vocab %d (uint%d ids)\n", in->tokenizer, in->vocab_size, 8 * in->token_bytes);
     printf("created     %s by: %s\n", in->created_at, in->created_by);
     printf("size        data.mdb %s (%.2f bytes/token)\n", shard_fmt_bytes(size, sizeof size, (double)in->file_bytes),

@@ -24,8 +24,9 @@ static float with_tokenizer_step(void *ctx, const int *tokens, const int *target
 
 static int with_tokenizer_save(void *ctx, const char *dir) {
     TrainCtx *x = ctx;
-    if (x->model.save(x->model.ctx, dir) != 0) return -1;
-    return x->tokenizer_dir ? tokenizer_copy_files(x->tokenizer_dir, dir) : 0;
+    /* the tokenizer first: the model's config.json, written last, marks the directory complete */
+    if (x->tokenizer_dir && (calm_mkdirs(dir) != 0 || tokenizer_copy_files(x->tokenizer_dir, dir) != 0)) return -1;
+    return x->model.save(x->model.ctx, dir);
 }
 
 int cmd_train(int argc, char **argv) {

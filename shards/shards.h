@@ -45,6 +45,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "src/tokenizer.h"
+
 #define SHARD_FORMAT_VERSION 1
 #define SHARD_LANG_MAX 32     /* longest language code, bytes */
 #define SHARD_MAX_LANGS 65536 /* languages per store */
@@ -68,7 +70,7 @@ typedef struct {
 
 typedef struct {
     int version;         /* SHARD_FORMAT_VERSION */
-    char tokenizer[80];  /* tokenizer_id() of the tokenizer that made the ids */
+    char tokenizer[TOK_ID_MAX]; /* tokenizer_id() of the tokenizer that made the ids */
     int vocab_size;      /* every id is < vocab_size */
     int token_bytes;     /* 2 (uint16 ids) or 4 (uint32, when vocab_size > 65535) */
     ShardKind kind;      /* one kind per store */

@@ -85,8 +85,8 @@ int compose_init(Composer *c, Model *A, Model *B, const ComposeConfig *cfg) {
 int compose_init_configs(Composer *c, const ModelConfig *ca, const ModelConfig *cb, const ComposeConfig *cfg) {
     memset(c, 0, sizeof *c);
     if (ca->vocab_size != cb->vocab_size)
-        return calm_error("models have different vocabularies: augment %d, anchor %d (both must use calm's byte "
-                          "tokenizer with the same padded vocabulary)",
+        return calm_error("models have different vocabularies: augment %d, anchor %d (a composition feeds the "
+                          "same ids to both: one tokenizer, the same vocab_size)",
                           ca->vocab_size, cb->vocab_size);
     if (ca->bos_id != cb->bos_id || ca->eos_id != cb->eos_id)
         return calm_error("models use different special tokens (BOS %d/%d, EOS %d/%d): not the same tokenizer",
@@ -455,7 +455,13 @@ int compose_save_dir(const Composer *c, const char *dir, const char *anchor_dir,
     cJSON_AddNumberToObject(root, "heads", c->H);
     cJSON_AddNumberToObject(root, "augment_dim", c->dA);
     cJSON_AddNumberToObject(root, "anchor_dim", c->dB);
-    cJSON_AddStringToObject(root, "tokenizer", TOK_ID);
+    Tokenizer *tok = tokenizer_load(anchor_dir); /* both models share it (compose_tokenizer) */
+    if (!tok) {
+        cJSON_Delete(root);
+        return -1;
+    }
+    cJSON_AddStringToObject(root, "tokenizer", tokenizer_id(tok));
+    tokenizer_free(tok);
     char *cpath = calm_path_join(dir, CALM_COMPOSE_CONFIG);
     r = calm_write_json(cpath, root);
     cJSON_Delete(root);

@@ -94,7 +94,7 @@ long compose_generate_batch(Composer *c, GenSeq *seqs, int n, const GenOpts *o) 
     s.vc = xalloc_floats(nc * ns * cap * c->dB);
     s.tmp = xalloc_floats(ns * 4 * c->dB);
     s.scores = xalloc_floats(ns * c->H * cap);
-    long total = generate_lockstep(compose_decode_step, &s, c->B->cfg.vocab_size, c->B->cfg.eos_id, cap, seqs, n, o);
+    long total = generate_lockstep(compose_decode_step, &s, &c->B->cfg, cap, seqs, n, o);
     free(s.hA);
     free(s.kc);
     free(s.vc);
@@ -108,7 +108,7 @@ long compose_generate_batch(Composer *c, GenSeq *seqs, int n, const GenOpts *o) 
 int compose_generate(Composer *c, const int *prompt, int n_prompt, int max_new, float temperature, int top_k,
                      uint64_t seed, int *out) {
     GenSeq s = {prompt, n_prompt, max_new, out, 0};
-    GenOpts o = {temperature, top_k, seed, -1, TOK_N_SPECIAL};
+    GenOpts o = {temperature, top_k, seed, -1, TOK_N_SPECIAL, TOK_EOS};
     compose_generate_batch(c, &s, 1, &o);
     return s.n_out;
 }

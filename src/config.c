@@ -88,8 +88,8 @@ int model_config_validate(const ModelConfig *c, const char *origin) {
     if (c->attention_bias != 0 && c->attention_bias != 1)
         return calm_error("%s: attention_bias must be 0 or 1, got %d", origin, c->attention_bias);
     if (validate_rope_scaling(c, origin) != 0) return -1;
-    if (c->n_eos < 1 || c->n_eos > CALM_MAX_EOS || c->eos_ids[0] != c->eos_id)
-        return calm_error("%s: eos_token_id: 1 to %d ids, the first being eos_id", origin, CALM_MAX_EOS);
+    if (c->n_eos > CALM_MAX_EOS || (c->n_eos > 0) != (c->eos_id >= 0) || (c->n_eos > 0 && c->eos_ids[0] != c->eos_id))
+        return calm_error("%s: eos_token_id: 0 to %d ids, the first being eos_id", origin, CALM_MAX_EOS);
     for (int i = 1; i < c->n_eos; i++)
         if (c->eos_ids[i] < 0 || c->eos_ids[i] >= c->vocab_size)
             return calm_error("%s: eos_token_id[%d] %d outside the vocabulary [0, %d)", origin, i, c->eos_ids[i],
@@ -98,8 +98,8 @@ int model_config_validate(const ModelConfig *c, const char *origin) {
         const char *key;
         int v;
     } ids[] = {{"bos_token_id", c->bos_id}, {"eos_token_id", c->eos_id}, {"pad_token_id", c->pad_id}};
-    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
-        if (ids[i].v < 0 || ids[i].v >= c->vocab_size)
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) /* -1: the model has none */
+        if (ids[i].v < -1 || ids[i].v >= c->vocab_size)
             return calm_error("%s: %s %d outside the vocabulary [0, %d)", origin, ids[i].key, ids[i].v,
                               c->vocab_size);
     return 0;
@@ -159,10 +159,27 @@ static int expect_string(const cJSON *root, const char *path, const char *key, i
     return 0;
 }
 
+/* "llama", or "mistral" (the same tensors and computation) when its
+ * sliding window never binds: calm's attention sees the whole context. */
+static int check_model_type(const cJSON *root, const char *path) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "mistral") != 0)
+        return expect_string(root, path, "model_type", 1, "llama", "calm implements \"mistral\" and");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "sliding_window"),
+                *n = cJSON_GetObjectItemCaseSensitive(root, "max_position_embeddings");
+    if (!w || cJSON_IsNull(w)) return 0;
+    if (!cJSON_IsNumber(w) || !cJSON_IsNumber(n) || w->valuedouble < n->valuedouble)
+        return calm_error("%s: key sliding_window: %s, below max_position_embeddings; calm computes full causal "
+                          "attention, not Mistral's sliding window",
+                          path, cJSON_IsNumber(w) ? "a window" : json_kind(w));
+    return 0;
+}
+
 /* Features transformers supports but calm does not compute: refuse them. */
 static int refuse_unsupported(const cJSON *root, const char *path) {
-    int r = expect_string(root, path, "model_type", 1, "llama", "calm only implements");
+    int r = check_model_type(root, path);
     if (r == 0) r = expect_string(root, path, "hidden_act", 0, "silu", "calm only implements");
+    /* written by calm before tokenizers were files of their own (tokenizer.h) */
     if (r == 0) r = expect_string(root, path, "calm_tokenizer", 0, TOK_ID, "calm only knows tokenizer");
     int v = 0;
     if (r == 0) r = get_bool(root, path, "mlp_bias", &v);
@@ -196,12 +213,13 @@ static int parse_rope_scaling(ModelConfig *c, const cJSON *root, const char *pat
 }
 
 /* eos_token_id: a number, a list of them (Llama 3.1: the first is the
- * model's EOS), or null / missing (calm's default). */
+ * model's EOS, generation stops at any), or null / missing (none). */
 static int parse_eos(ModelConfig *c, const cJSON *root, const char *path) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
     if (!cJSON_IsArray(j)) {
+        c->eos_id = -1;
         int r = get_int(root, path, "eos_token_id", 0, &c->eos_id);
-        c->n_eos = 1;
+        c->n_eos = c->eos_id >= 0;
         c->eos_ids[0] = c->eos_id;
         return r;
     }
@@ -247,6 +265,9 @@ static int parse_config(ModelConfig *c, const cJSON *root, const char *path) {
     if (r == 0) r = get_bool(root, path, "tie_word_embeddings", &c->tie_embeddings);
     if (r == 0) r = get_bool(root, path, "attention_bias", &c->attention_bias);
     if (r == 0) r = parse_rope_scaling(c, root, path);
+    /* special ids a config leaves out (or null) the model does not have:
+     * not calm's byte-tokenizer defaults, which are ordinary tokens elsewhere */
+    c->bos_id = c->pad_id = -1;
     if (r == 0) r = get_int(root, path, "bos_token_id", 0, &c->bos_id);
     if (r == 0) r = parse_eos(c, root, path);
     if (r == 0) r = get_int(root, path, "pad_token_id", 0, &c->pad_id);
@@ -287,6 +308,12 @@ static double float_for_json(float x) {
     return strtod(buf, NULL);
 }
 
+/* A special token id, or null when the model has none (-1). */
+static void add_id(cJSON *root, const char *key, int id) {
+    if (id >= 0) cJSON_AddNumberToObject(root, key, id);
+    else cJSON_AddNullToObject(root, key);
+}
+
 static void add_rope_scaling(cJSON *root, const ModelConfig *c) {
     if (!c->rope_llama3) {
         cJSON_AddNullToObject(root, "rope_scaling");
@@ -320,16 +347,15 @@ int model_config_save_dtype(const ModelConfig *c, const char *path, const char *
     cJSON_AddNumberToObject(root, "rope_theta", float_for_json(c->rope_theta));
     add_rope_scaling(root, c);
     cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_embeddings);
-    cJSON_AddNumberToObject(root, "bos_token_id", c->bos_id);
+    add_id(root, "bos_token_id", c->bos_id);
     if (c->n_eos > 1) cJSON_AddItemToObject(root, "eos_token_id", cJSON_CreateIntArray(c->eos_ids, c->n_eos));
-    else cJSON_AddNumberToObject(root, "eos_token_id", c->eos_id);
-    cJSON_AddNumberToObject(root, "pad_token_id", c->pad_id);
+    else add_id(root, "eos_token_id", c->eos_id);
+    add_id(root, "pad_token_id", c->pad_id);
     cJSON_AddStringToObject(root, "hidden_act", "silu");
     cJSON_AddBoolToObject(root, "attention_bias", c->attention_bias);
     cJSON_AddNumberToObject(root, "attention_dropout", 0.0);
     cJSON_AddBoolToObject(root, "mlp_bias", 0);
     cJSON_AddStringToObject(root, "torch_dtype", torch_dtype);
-    cJSON_AddStringToObject(root, "calm_tokenizer", TOK_ID);
     int r = calm_write_json(path, root);
     cJSON_Delete(root);
     return r;

@@ -57,12 +57,13 @@ int calm_atomic_open(AtomicFile *f, const char *path) {
     int r = calm_error("%s: cannot create temp file %s: %s", path, f->tmp, strerror(errno));
     free(f->path);
     free(f->tmp);
+    f->path = f->tmp = NULL;
     return r;
 }
 
 void calm_atomic_abort(AtomicFile *f) {
     if (f->fd >= 0) close(f->fd);
-    unlink(f->tmp);
+    if (f->tmp) unlink(f->tmp);
     free(f->tmp);
     free(f->path);
     f->fd = -1;

@@ -12,6 +12,8 @@
 #include "src/common.h"
 
 int model_save_dir(const Model *m, const char *dir) {
+    /* a frozen model's matrices are not in params_memory: it was loaded to be used, not saved */
+    if (m->frozen) calm_fatal("save a model loaded with model_load_dir (F32)", "model_save_dir on a frozen model");
     if (calm_mkdirs(dir) != 0) return -1;
     int n = 0;
     const ParamInfo *pi = model_param_table(m, &n);

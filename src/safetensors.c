@@ -370,6 +370,7 @@ static char *build_header(const StSpec *ts, const uint64_t *bytes, int n, const 
 int st_stream_open(StStream *s, const char *path, const StSpec *specs, int n, const char *const *meta_keys,
                    const char *const *meta_values, int n_meta) {
     memset(s, 0, sizeof *s);
+    s->file.fd = -1; /* nothing to close if we return before the file exists */
     for (int i = 0; i < n_meta; i++)
         if (!meta_keys[i] || !meta_values[i]) return calm_error("%s: metadata entry %d is NULL", path, i);
     uint64_t *bytes = xcalloc((size_t)n + 1, sizeof *bytes);

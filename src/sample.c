@@ -45,8 +45,16 @@ int generate_positions(const GenSeq *seqs, int n, int max_T) {
     return cap < max_T ? cap : max_T;
 }
 
-long generate_lockstep(DecodeFn fn, void *ctx, int vocab, int eos, int max_T, GenSeq *seqs, int n,
+int generate_ends(const ModelConfig *cfg, const GenOpts *o, int id) {
+    if (id == o->stop || id == o->eos) return 1;
+    for (int i = 0; i < cfg->n_eos; i++)
+        if (id == cfg->eos_ids[i]) return 1;
+    return 0;
+}
+
+long generate_lockstep(DecodeFn fn, void *ctx, const ModelConfig *cfg, int max_T, GenSeq *seqs, int n,
                        const GenOpts *o) {
+    const int vocab = cfg->vocab_size;
     const int cap = generate_positions(seqs, n, max_T);
     const int n_ids = o->n_ids > 0 ? o->n_ids : TOK_N_SPECIAL;
     const int n_valid = vocab < n_ids ? vocab : n_ids;
@@ -73,7 +81,7 @@ long generate_lockstep(DecodeFn fn, void *ctx, int vocab, int eos, int max_T, Ge
                 int y = sample_token(logits + (size_t)r * vocab, n_valid, o->temperature, o->top_k, &rng[active[r]]);
                 s->out[s->n_out++] = y;
                 total++;
-                done = y == eos || y == o->stop || s->n_out == s->max_new || pos + 1 == cap;
+                done = generate_ends(cfg, o, y) || s->n_out == s->max_new || pos + 1 == cap;
             }
             if (!done) active[kept++] = active[r];
         }
@@ -100,7 +108,7 @@ long generate_batch(Model *m, GenSeq *seqs, int n, const GenOpts *o) {
     if (n <= 0 || cap <= 0) return 0;
     ModelDecoder d = {m, {0}};
     kvcache_init(&d.kc, &m->cfg, n, cap);
-    long total = generate_lockstep(model_decoder_step, &d, m->cfg.vocab_size, m->cfg.eos_id, cap, seqs, n, o);
+    long total = generate_lockstep(model_decoder_step, &d, &m->cfg, cap, seqs, n, o);
     kvcache_free(&d.kc);
     return total;
 }
@@ -108,7 +116,7 @@ long generate_batch(Model *m, GenSeq *seqs, int n, const GenOpts *o) {
 int generate(Model *m, const int *prompt, int n_prompt, int max_new, float temperature, int top_k, uint64_t seed,
              int *out) {
     GenSeq s = {prompt, n_prompt, max_new, out, 0};
-    GenOpts o = {temperature, top_k, seed, -1, TOK_N_SPECIAL};
+    GenOpts o = {temperature, top_k, seed, -1, TOK_N_SPECIAL, TOK_EOS};
     generate_batch(m, &s, 1, &o);
     return s.n_out;
 }

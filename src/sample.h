@@ -31,6 +31,7 @@ typedef struct {
     int stop;          /* an id besides EOS that ends a sequence (-1: none) */
     int n_ids;         /* ids 0..n_ids-1 may be generated: the tokenizer's vocabulary, which a model's
                         * padded one may exceed (0: the byte tokenizer's TOK_N_SPECIAL) */
+    int eos;           /* the tokenizer's EOS (-1: none), which ends a sequence as the config's EOS ids do */
 } GenOpts;
 
 /* A decoder in lockstep: feed tokens[r] to sequence seqs[r] (r < n) at the
@@ -39,14 +40,17 @@ typedef float *(*DecodeFn)(void *ctx, const int *seqs, const int *tokens, int n)
 
 /* Generate for n sequences together: at position p every unfinished
  * sequence is fed its prompt id p, or its last generated id once the prompt
- * is used up, in one decoder call. A sequence ends at eos, at o->stop, after
+ * is used up, in one decoder call. A sequence ends at an EOS (generate_ends), after
  * max_new ids or when the context of max_T positions is full (the logits of
  * the last position still give one id). Each sequence gets the ids it would
  * get alone, up to the rounding of the matrix products (BLIS may sum a row
  * in another order when it multiplies several; tests/test_generate.c and
  * test_compose.c find the same ids). Returns the total ids generated. */
-long generate_lockstep(DecodeFn fn, void *ctx, int vocab, int eos, int max_T, GenSeq *seqs, int n,
+long generate_lockstep(DecodeFn fn, void *ctx, const ModelConfig *cfg, int max_T, GenSeq *seqs, int n,
                        const GenOpts *o);
+/* id ends a sequence: one of the config's EOS ids (eos_token_id may be a
+ * list), the tokenizer's EOS (o->eos) or o->stop. */
+int generate_ends(const ModelConfig *cfg, const GenOpts *o, int id);
 /* Positions a lockstep generation of these sequences needs, capped at max_T. */
 int generate_positions(const GenSeq *seqs, int n, int max_T);
 

@@ -40,7 +40,7 @@ void tok_ids_free(TokIds *ids) {
 
 struct Tokenizer {
     HfTok *hf; /* NULL: the byte tokenizer */
-    char id[72];
+    char id[TOK_ID_MAX];
 };
 
 Tokenizer *tokenizer_bytes(void) {
@@ -49,11 +49,31 @@ Tokenizer *tokenizer_bytes(void) {
     return t;
 }
 
+/* A directory without tokenizer.json: calm's byte tokenizer, unless the
+ * directory has tokenizer files calm cannot read (a SentencePiece
+ * tokenizer.model, or a tokenizer_config.json whose tokenizer.json is
+ * missing), which would otherwise pass silently as bytes. */
+static Tokenizer *load_without_json(const char *dir) {
+    static const char *const other[] = {"tokenizer.model", "tokenizer_config.json"};
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        char *p = calm_path_join(dir, other[i]);
+        int has = access(p, F_OK) == 0;
+        free(p);
+        if (has) {
+            calm_error("%s: has %s but no %s; calm reads Hugging Face tokenizers from %s (save one with "
+                       "transformers' AutoTokenizer.save_pretrained)",
+                       dir, other[i], TOK_FILE, TOK_FILE);
+            return NULL;
+        }
+    }
+    return tokenizer_bytes();
+}
+
 Tokenizer *tokenizer_load(const char *dir) {
     char *path = calm_path_join(dir, TOK_FILE);
     if (access(path, F_OK) != 0) {
         free(path);
-        return tokenizer_bytes();
+        return load_without_json(dir);
     }
     char hex[65];
     Tokenizer *t = NULL;
@@ -61,7 +81,9 @@ Tokenizer *tokenizer_load(const char *dir) {
     if (hf) {
         t = xcalloc(1, sizeof *t);
         t->hf = hf;
-        snprintf(t->id, sizeof t->id, "sha256:%s", hex);
+        /* BOS and EOS come from tokenizer_config.json / config.json, and a
+         * base and an instruct model share tokenizer.json but not EOS */
+        snprintf(t->id, sizeof t->id, "sha256:%s bos=%d eos=%d", hex, hf->bos, hf->eos);
     }
     free(path);
     return t;

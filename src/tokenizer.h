@@ -10,7 +10,7 @@
  *    fallback (Llama-2, TinyLlama, Mistral), with added and special tokens;
  *    BOS/EOS and add_bos_token from tokenizer_config.json / config.json.
  * A tokenizer is named by tokenizer_id(): TOK_ID for the byte tokenizer,
- * "sha256:<hex>" of tokenizer.json otherwise. Model configs and shard stores
+ * the sha256 of tokenizer.json and the BOS and EOS ids otherwise. Model configs and shard stores
  * record it, and calm refuses to mix ids made by different tokenizers. */
 #ifndef CALM_TOKENIZER_H
 #define CALM_TOKENIZER_H
@@ -24,6 +24,7 @@
 #define TOK_VOCAB_DEFAULT 320
 #define TOK_ID "calm-bytes-v1" /* recorded in model configs and shard stores */
 #define TOK_FILE "tokenizer.json"
+#define TOK_ID_MAX 96 /* longest tokenizer_id() plus NUL */
 
 /* The files of a Hugging Face tokenizer, copied with a model directory. */
 #define TOK_FILES {TOK_FILE, "tokenizer_config.json", "special_tokens_map.json"}
@@ -58,7 +59,8 @@ Tokenizer *tokenizer_load(const char *dir);
 Tokenizer *tokenizer_bytes(void);
 void tokenizer_free(Tokenizer *t);
 
-const char *tokenizer_id(const Tokenizer *t);  /* TOK_ID or "sha256:<64 hex>" */
+/* TOK_ID, or "sha256:<64 hex of tokenizer.json> bos=N eos=M" (-1: none) */
+const char *tokenizer_id(const Tokenizer *t);
 int tokenizer_vocab_size(const Tokenizer *t);  /* 1 + the largest id it can produce */
 int tokenizer_bos(const Tokenizer *t);         /* -1 when the model has none */
 int tokenizer_eos(const Tokenizer *t);

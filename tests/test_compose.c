@@ -282,7 +282,7 @@ static void test_generate_batch_equals_single(void **state) {
         n_single[p] = compose_generate(&f.c, prompts[p], n_prompt[p], max_new[p], 0.0f, 0, 1, single[p]);
         seqs[p] = (GenSeq){prompts[p], n_prompt[p], max_new[p], batch[p], -1};
     }
-    GenOpts o = {0.0f, 0, 1, -1, TOK_N_SPECIAL};
+    GenOpts o = {0.0f, 0, 1, -1, TOK_N_SPECIAL, TOK_EOS};
     long total = compose_generate_batch(&f.c, seqs, 3, &o);
     assert_int_equal(total, n_single[0] + n_single[1] + n_single[2]);
     for (int p = 0; p < 3; p++) {

@@ -89,7 +89,7 @@ static void test_batch_equals_single(void **state) {
         {TOK_BOS, 'a', 'b'}, {TOK_BOS, 'x', 'y', 'z', 'w', 'v'}, {TOK_BOS}, {TOK_BOS, 'q', 'r', 's'}};
     static const int n_prompt[4] = {3, 6, 1, 4}, max_new[4] = {12, 5, 40, 20};
     for (int sampled = 0; sampled < 2; sampled++) {
-        const GenOpts o = {sampled ? 1.0f : 0.0f, sampled ? 20 : 0, 7, -1, TOK_N_SPECIAL};
+        const GenOpts o = {sampled ? 1.0f : 0.0f, sampled ? 20 : 0, 7, -1, TOK_N_SPECIAL, TOK_EOS};
         int alone[4][64], n_alone[4], together[4][64];
         GenSeq seqs[4];
         for (int p = 0; p < 4; p++) {
@@ -109,7 +109,7 @@ static void test_batch_equals_single(void **state) {
     int out[16], first;
     generate(&m, prompts[0], 3, 1, 0.0f, 0, 1, &first);
     GenSeq s = {prompts[0], 3, 16, out, 0};
-    const GenOpts stop = {0.0f, 0, 1, first, TOK_N_SPECIAL};
+    const GenOpts stop = {0.0f, 0, 1, first, TOK_N_SPECIAL, TOK_EOS};
     generate_batch(&m, &s, 1, &stop);
     assert_int_equal(s.n_out, 1);
     assert_int_equal(out[0], first);

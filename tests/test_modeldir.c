@@ -118,7 +118,9 @@ static void test_config_round_trip(void **state) {
                             "LlamaForCausalLM");
         assert_string_equal(cJSON_GetObjectItem(j, "model_type")->valuestring, "llama");
         assert_string_equal(cJSON_GetObjectItem(j, "hidden_act")->valuestring, "silu");
-        assert_string_equal(cJSON_GetObjectItem(j, "calm_tokenizer")->valuestring, TOK_ID);
+        /* the tokenizer is a file of its own (tokenizer.json) or calm's bytes: config.json names none */
+        assert_null(cJSON_GetObjectItem(j, "calm_tokenizer"));
+        assert_int_equal(cJSON_GetObjectItem(j, "bos_token_id")->valueint, TOK_BOS);
         assert_int_equal(cJSON_GetObjectItem(j, "num_key_value_heads")->valueint, 2);
         assert_int_equal(cJSON_GetObjectItem(j, "hidden_size")->valueint, 32);
         assert_int_equal(cJSON_GetObjectItem(j, "intermediate_size")->valueint, 48);
@@ -145,8 +147,22 @@ static void test_config_hf_defaults(void **state) {
     assert_int_equal(c.head_dim, 16);
     assert_true(c.rope_theta == 10000.0f);
     assert_int_equal(c.tie_embeddings, 0);
-    assert_int_equal(c.pad_id, TOK_PAD);
+    /* ids left out or null: the model has none (not the byte tokenizer's, ordinary tokens elsewhere) */
+    assert_int_equal(c.pad_id, -1);
+    assert_int_equal(c.bos_id, -1);
+    assert_int_equal(c.eos_id, -1);
+    assert_int_equal(c.n_eos, 0);
     assert_int_equal(c.vocab_size, 300);
+    /* written back as null, read back the same */
+    assert_int_equal(model_config_save(&c, path), 0);
+    ModelConfig back;
+    assert_int_equal(model_config_load(&back, path), 0);
+    assert_config_equal(&back, &c);
+    /* Mistral without a sliding window is the same computation */
+    tu_write_file(NULL, path, "{\"model_type\": \"mistral\", \"hidden_size\": 64, \"intermediate_size\": 128,"
+                     " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 300,"
+                     " \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-6, \"sliding_window\": null}");
+    assert_int_equal(model_config_load(&c, path), 0);
     free(path);
 }
 
@@ -166,7 +182,7 @@ static void test_config_llama3(void **state) {
     assert_true(c.rope_factor == 8.0f && c.rope_high_freq_factor == 4.0f && c.rope_original_max_pos == 32);
     assert_int_equal(c.attention_bias, 1);
     assert_int_equal(c.head_dim, 24);
-    assert_int_equal(c.bos_id, TOK_BOS);
+    assert_int_equal(c.bos_id, -1);
     assert_int_equal(c.eos_id, 261);
     assert_int_equal(c.n_eos, 3);
     assert_int_equal(c.eos_ids[2], 262);
@@ -212,6 +228,8 @@ static void test_config_errors(void **state) {
          "key tie_word_embeddings: must be true or false"},
         {"\"model_type\": \"llama\", \"num_attention_heads\": 4, \"calm_tokenizer\": \"gpt2-bpe\"",
          "key calm_tokenizer"},
+        {"\"model_type\": \"mistral\", \"num_attention_heads\": 4, \"sliding_window\": 64",
+         "key sliding_window"},
     };
     char *path = calm_path_join(*state, "config.json");
     char text[1024];

@@ -28,6 +28,7 @@ logged "$tmp/init.log" "$calm" init --config "$tmp/b.json" --out "$tmp/mB" --dty
 logged "$tmp/init.log" "$calm" init --config "$tmp/a.json" --out "$tmp/mA" --dtype f16 --seed 4
 [[ -f $tmp/mB/model.safetensors.index.json ]] || die "mB is not sharded"
 cp -r "$tmp/mA" "$tmp/mX" # the same model without a tokenizer.json: calm's byte tokenizer
+cp -r "$tmp/mA" "$tmp/mY" && cp "$tok"/tokenizer_config.json "$tmp/mY/" # tokenizer files calm cannot read
 cp "$tok"/tokenizer.json "$tok"/tokenizer_config.json "$tmp/mB/"
 cp "$tok"/tokenizer.json "$tok"/tokenizer_config.json "$tmp/mA/"
 
@@ -42,7 +43,7 @@ logged "$tmp/shard.log" "$calm" shard build --quiet --tokenizer "$tmp/mB" --out 
 logged "$tmp/shard.log" "$calm" shard build --quiet --out "$tmp/bytes" --seq-len 32 "$text"
 info=$("$calm" shard info "$tmp/store")
 sha=$(sha256sum "$tok/tokenizer.json" | cut -d' ' -f1)
-grep -q "sha256:$sha, vocab 32000 (uint16 ids)" <<<"$info" || fail "shard info does not name the tokenizer: $info"
+grep -q "sha256:$sha bos=1 eos=2, vocab 32000 (uint16 ids)" <<<"$info" || fail "shard info does not name the tokenizer: $info"
 
 # refusals: exit 1 and a message that names what differs
 expect_refusal() { # WHAT PATTERN CMD...
@@ -56,6 +57,8 @@ expect_refusal "compose on a byte-tokenized store" "tokenized with calm-bytes-v1
   "$calm" compose --anchor "$tmp/mB" --augment "$tmp/mA" --out "$tmp/c0" --data "$tmp/bytes" "${common[@]}"
 expect_refusal "compose of models with different tokenizers" "different tokenizers" \
   "$calm" compose --anchor "$tmp/mB" --augment "$tmp/mX" --out "$tmp/c0" --data "$tmp/store" "${common[@]}"
+expect_refusal "a model with tokenizer_config.json but no tokenizer.json" "no tokenizer.json" \
+  "$calm" generate --model "$tmp/mY" --prompt "Hello"
 expect_refusal "train on a store of another tokenizer" "tokenized with sha256:$sha" \
   "$calm" train --model "$tmp/mX" --out "$tmp/t0" --data "$tmp/store" --batch 2 --seq-len 32 --steps 1
 
