@@ -298,16 +298,8 @@ int shard_builder_add_text(ShardBuilder *b, const char *lang, const char *text, 
 int shard_builder_add_ids(ShardBuilder *b, const char *lang, const int *ids, size_t n) {
     if (n == 0) return 0;
     if (check_ids(b, ids, n)) return -1;
-    int bos = tokenizer_bos(b->tok), eos = tokenizer_eos(b->tok);
     b->ids.n = 0;
-    if (b->ids.cap < n + 2) {
-        b->ids.cap = n + 2;
-        b->ids.v = xrealloc(b->ids.v, b->ids.cap * sizeof(int));
-    }
-    if (bos >= 0) b->ids.v[b->ids.n++] = bos;
-    memcpy(b->ids.v + b->ids.n, ids, n * sizeof(int));
-    b->ids.n += n;
-    if (eos >= 0) b->ids.v[b->ids.n++] = eos;
+    tokenizer_frame_ids(b->tok, ids, n, &b->ids);
     return add_doc(b, lang, b->ids.v, b->ids.n);
 }
 

@@ -145,6 +145,14 @@ int tokenizer_encode_doc(const Tokenizer *t, const char *text, size_t n, TokIds 
     return 0;
 }
 
+void tokenizer_frame_ids(const Tokenizer *t, const int *ids, size_t n, TokIds *out) {
+    push_id(out, tokenizer_bos(t));
+    tok_ids_reserve(out, out->n + n);
+    memcpy(out->v + out->n, ids, n * sizeof *ids);
+    out->n += n;
+    push_id(out, tokenizer_eos(t));
+}
+
 int tokenizer_encode_prompt(const Tokenizer *t, const char *text, size_t n, TokIds *out) {
     size_t at = out->n;
     push_id(out, tokenizer_bos(t));

@@ -76,6 +76,9 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t n, int add_spe
  * text's ids without any other special token, EOS (when it has one). */
 int tokenizer_encode_doc(const Tokenizer *t, const char *text, size_t n, TokIds *out);
 
+/* The same for a document given as ids: BOS, ids, EOS (those it has). */
+void tokenizer_frame_ids(const Tokenizer *t, const int *ids, size_t n, TokIds *out);
+
 /* A prompt to continue, as a document starts: BOS (when the tokenizer has
  * one), then the text's ids. */
 int tokenizer_encode_prompt(const Tokenizer *t, const char *text, size_t n, TokIds *out);
