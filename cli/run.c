@@ -98,6 +98,24 @@ static int shard_batch(void *ctx, long step, int row0, int B, int T, int *tokens
     return shard_loader_batch(d->loader, step, row0 / B, d->n_replicas, B, T, tokens, targets, weights);
 }
 
+int run_check_store(ShardStore *store, const Tokenizer *tok, int vocab, int T) {
+    const ShardInfo *info = shard_store_info(store);
+    const char *dir = shard_store_dir(store);
+    if (strcmp(info->tokenizer, tokenizer_id(tok)) != 0)
+        return calm_error("%s: the store was tokenized with %s, but the model's tokenizer is %s; rebuild the store "
+                          "with calm shard build --tokenizer MODEL_DIR",
+                          dir, info->tokenizer, tokenizer_id(tok));
+    if (info->vocab_size > vocab)
+        return calm_error("%s: store vocabulary %d exceeds the model's %d", dir, info->vocab_size, vocab);
+    if (T > info->seq_len)
+        return calm_error("%s: --seq-len %d exceeds the store's sample length %d", dir, T, info->seq_len);
+    if (!info->doc_bos)
+        calm_log("warning: %s was built before lm documents began with BOS: a model trained on it never sees the "
+                 "BOS that evaluation and generation put first; rebuild it with calm shard build",
+                 dir);
+    return 0;
+}
+
 /* Open text files or a shard store; every rank reads the store itself. */
 static int data_open(DataSource *d, const RunOpts *r, const Tokenizer *tok, char **files, int nfiles, int vocab,
                      BatchFn *fn) {
@@ -116,19 +134,7 @@ static int data_open(DataSource *d, const RunOpts *r, const Tokenizer *tok, char
     }
     const char *dir = r->data_dir;
     if (shard_store_open(&d->store, dir) != 0) return -1;
-    const ShardInfo *info = shard_store_info(d->store);
-    if (strcmp(info->tokenizer, tokenizer_id(tok)) != 0)
-        return calm_error("%s: the store was tokenized with %s, but the model's tokenizer is %s; rebuild the store "
-                          "with calm shard build --tokenizer MODEL_DIR",
-                          dir, info->tokenizer, tokenizer_id(tok));
-    if (info->vocab_size > vocab)
-        return calm_error("%s: store vocabulary %d exceeds the model's %d", dir, info->vocab_size, vocab);
-    if (T > info->seq_len)
-        return calm_error("%s: --seq-len %d exceeds the store's sample length %d", dir, T, info->seq_len);
-    if (!info->doc_bos)
-        calm_log("warning: %s was built before lm documents began with BOS: a model trained on it never sees the "
-                 "BOS that evaluation and generation put first; rebuild it with calm shard build",
-                 dir);
+    if (run_check_store(d->store, tok, vocab, T) != 0) return -1;
     ShardLoaderOpts o;
     shard_loader_opts_default(&o);
     o.seed = d->seed;

@@ -70,6 +70,12 @@ void run_opts_default(RunOpts *r);
  * unless a pipeline does (split = 0). Returns 0 or the exit status. */
 int run_opts_check(RunOpts *r, const char *cmd, int nfiles, int split);
 
+/* A store calm may read for a model with this tokenizer and vocabulary, in
+ * sequences of T tokens: made by the same tokenizer, ids within the
+ * vocabulary, samples at least T long. 0, or -1 after calm_error. */
+struct ShardStore;
+int run_check_store(struct ShardStore *store, const Tokenizer *tok, int vocab, int T);
+
 /* What a resume must match (created on first use). */
 cJSON *run_config(RunOpts *r);
 

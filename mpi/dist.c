@@ -26,6 +26,16 @@ static void abort_on_error_exit(int status, void *arg) {
     MPI_Finalize(); /* a clean early exit (--help) on every rank */
 }
 
+static void start_mpi(Dist *d, int *argc, char ***argv) {
+    int provided;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    d->mpi = 1;
+    g_mpi_live = 1;
+    on_exit(abort_on_error_exit, NULL);
+}
+
 void dist_init(Dist *d, int *argc, char ***argv) {
     d->rank = 0;
     d->size = 1;
@@ -40,13 +50,7 @@ void dist_init(Dist *d, int *argc, char ***argv) {
                        "started by srun as one of %s tasks, but without MPI: every task would be rank 0", n);
         return;
     }
-    int provided;
-    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
-    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
-    d->mpi = 1;
-    g_mpi_live = 1;
-    on_exit(abort_on_error_exit, NULL);
+    start_mpi(d, argc, argv);
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &d->local_size);
@@ -65,6 +69,12 @@ int dist_expect_ranks(const Dist *d, int n) {
     if (n <= 0 || n == d->size) return 0;
     return calm_error("--expect-ranks %d, but the job runs %d rank%s: check the launch (mpirun -np / srun "
                       "--ntasks)", n, d->size, d->size == 1 ? "" : "s");
+}
+
+void dist_require_mpi(Dist *d) {
+    if (d->mpi) return;
+    /* Open MPI starts a singleton world without a launcher. */
+    start_mpi(d, NULL, NULL);
 }
 
 void dist_finalize(Dist *d) {

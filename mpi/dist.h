@@ -22,6 +22,10 @@ void dist_init(Dist *d, int *argc, char ***argv);
 /* --expect-ranks N: exit with a message unless the world has N ranks. */
 int dist_expect_ranks(const Dist *d, int n);
 void dist_finalize(Dist *d);
+/* MPI for a library that cannot run without it (BLACS) in a process started
+ * without a launcher: a world of one from here on, finalised by
+ * dist_finalize. Nothing if MPI is already running. */
+void dist_require_mpi(Dist *d);
 
 /* Collectives over the world for checkpoints and stop requests (ctx = Dist*). */
 long dist_max_long(void *ctx, long x);

@@ -5,3 +5,6 @@ add_test(NAME pipeline COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/test_pipeline.sh 
 set_tests_properties(pipeline PROPERTIES TIMEOUT 600)
 add_test(NAME pipeline_fail COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/test_pipeline_fail.sh $<TARGET_FILE:calm>)
 set_tests_properties(pipeline_fail PROPERTIES TIMEOUT 120)
+# calm analyze: CKA between two models' layers on 1 and 2 ranks (tests/mpi/test_analyze.sh).
+add_test(NAME analyze COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi/test_analyze.sh $<TARGET_FILE:calm>)
+set_tests_properties(analyze PROPERTIES TIMEOUT 300)

@@ -1,0 +1,230 @@
+/* analyze.c: `calm analyze`: which layers of two frozen models carry
+ * matching information. Both models run over N tokens of a store (the ranks
+ * split the sequences), a hook keeps the residual stream after every block,
+ * and linear CKA between every mA and every mB layer output is computed by
+ * ScaLAPACK over the ranks (mpi/linalg.h). The report (analyze_report.c)
+ * prints the matrix, writes OUT/cka.json and a heatmap, and suggests the
+ * monotone connection set of largest total CKA. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/analyze.h"
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "cli/run.h"
+#include "mpi/linalg.h"
+#include "shards/shards.h"
+#include "src/blas.h"
+#include "src/common.h"
+#include "src/modeldir.h"
+
+/* This rank's rows of one model's stream after each block. */
+typedef struct {
+    int L, C;
+    float **h;          /* [L][rows * C] */
+    const float *keep;  /* the current chunk's weights: a row is kept where > 0 */
+    int64_t n;          /* rows kept so far */
+} Streams;
+
+static void streams_init(Streams *s, int L, int C, int64_t rows) {
+    s->L = L;
+    s->C = C;
+    s->n = 0;
+    s->h = xmalloc((size_t)L * sizeof *s->h);
+    for (int l = 0; l < L; l++) s->h[l] = xmalloc(((size_t)rows * C + 1) * sizeof(float));
+}
+
+static void streams_free(Streams *s) {
+    for (int l = 0; l < s->L && s->h; l++) free(s->h[l]);
+    free(s->h);
+    s->h = NULL;
+}
+
+/* ResidHook: block `layer` has written resid, the stream after it. */
+static void keep_stream(void *ctx, int layer, float *resid, int B, int T) {
+    Streams *s = ctx;
+    if (layer >= s->L) return;
+    int64_t r = s->n;
+    for (int i = 0; i < B * T; i++)
+        if (s->keep[i] > 0) memcpy(s->h[layer] + (size_t)r++ * s->C, resid + (size_t)i * s->C, s->C * sizeof(float));
+    if (layer == s->L - 1) s->n = r;
+}
+
+typedef struct {
+    const char *anchor, *augment, *data, *out;
+    long tokens;
+    int K, T, batch, threads;
+} AnalyzeOpts;
+
+/* This rank's share of the first N tokens of the train split: sequences
+ * [r S, (r+1) S) of ceil(N / T), S per rank. A sample is a function of its
+ * global index alone, so every rank count reads the same tokens. Positions
+ * past token N and padding get weight 0. Returns the sequences held. */
+static int load_tokens(ShardStore *st, const AnalyzeOpts *o, int **tokens, float **weights) {
+    long n_seq = (o->tokens + o->T - 1) / o->T;
+    int S = (int)((n_seq + g_dist.size - 1) / g_dist.size);
+    *tokens = xmalloc((size_t)S * o->T * sizeof **tokens);
+    *weights = xmalloc((size_t)S * o->T * sizeof **weights);
+    int *targets = xmalloc((size_t)S * o->T * sizeof *targets);
+    ShardLoaderOpts lo;
+    shard_loader_opts_default(&lo);
+    ShardLoader *l;
+    int rc = shard_loader_open(&l, st, &lo);
+    if (rc == 0) rc = shard_loader_batch(l, 0, g_dist.rank, g_dist.size, S, o->T, *tokens, targets, *weights);
+    if (rc == 0) shard_loader_close(l);
+    free(targets);
+    if (rc != 0) return -1;
+    for (int s = 0; s < S; s++)
+        for (int t = 0; t < o->T; t++) {
+            long g = ((long)g_dist.rank * S + s) * o->T + t; /* global token index */
+            if (g >= o->tokens) (*weights)[(size_t)s * o->T + t] = 0;
+        }
+    return S;
+}
+
+/* Both models forward over this rank's sequences, --batch at a time. */
+static void run_models(Model *A, Model *B, Streams *sa, Streams *sb, const int *tokens, const float *w, int S,
+                       const AnalyzeOpts *o) {
+    double t0 = calm_now(), last = t0;
+    for (int s0 = 0; s0 < S; s0 += o->batch) {
+        int nb = S - s0 < o->batch ? S - s0 : o->batch;
+        const int *tk = tokens + (size_t)s0 * o->T;
+        sa->keep = sb->keep = w + (size_t)s0 * o->T;
+        model_forward_trunk(A, tk, nb, o->T, sa->L, keep_stream, sa);
+        model_forward_trunk(B, tk, nb, o->T, sb->L, keep_stream, sb);
+        if (calm_now() - last > 10 || s0 + nb == S) {
+            last = calm_now();
+            calm_log("analyze: forward %d/%d sequences on rank 0 (%.0f s)", s0 + nb, S, last - t0);
+        }
+    }
+}
+
+/* CKA of every (mA, mB) layer pair: each layer distributed and its Gram
+ * norm taken once; the mB layers stay distributed while mA's pass by. */
+static int cka_matrix(LaGrid *g, Streams *sa, Streams *sb, double *cka) {
+    int LB = sb->L, rc = 0;
+    LaMat *mb = xcalloc((size_t)LB, sizeof *mb);
+    double *gb = xcalloc((size_t)LB, sizeof *gb), ga = 0, c2 = 0;
+    double t0 = calm_now();
+    for (int b = 0; b < LB && rc == 0; b++) {
+        rc = la_mat_rows(g, &mb[b], sb->h[b], (int)sb->n, sb->C, LA_CENTRE);
+        if (rc == 0) rc = la_gram_norm(g, &mb[b], &gb[b]);
+        free(sb->h[b]);
+        sb->h[b] = NULL;
+    }
+    for (int a = 0; a < sa->L && rc == 0; a++) {
+        LaMat x;
+        rc = la_mat_rows(g, &x, sa->h[a], (int)sa->n, sa->C, LA_CENTRE);
+        if (rc == 0) rc = la_gram_norm(g, &x, &ga);
+        for (int b = 0; b < LB && rc == 0; b++) {
+            rc = la_cross_norm2(g, &x, &mb[b], &c2);
+            cka[(size_t)a * LB + b] = la_cka_from(c2, ga, gb[b]);
+        }
+        la_mat_free(&x);
+        calm_log("analyze: CKA of mA layer %d/%d against %d mB layers (%.1f s)", a + 1, sa->L, LB, calm_now() - t0);
+    }
+    for (int b = 0; b < LB; b++) la_mat_free(&mb[b]);
+    free(mb);
+    free(gb);
+    return rc;
+}
+
+/* Refusals found before any work: the store and the token count. */
+static int check_inputs(ShardStore *st, const Tokenizer *tok, const Model *A, const Model *B, AnalyzeOpts *o) {
+    const ShardInfo *in = shard_store_info(st);
+    int maxT = A->cfg.max_seq_len < B->cfg.max_seq_len ? A->cfg.max_seq_len : B->cfg.max_seq_len;
+    if (o->T == 0) o->T = in->seq_len < maxT ? in->seq_len : maxT;
+    if (o->T > maxT) return calm_error("--seq-len %d exceeds a model's max_position_embeddings (%d)", o->T, maxT);
+    int vocab = A->cfg.vocab_size < B->cfg.vocab_size ? A->cfg.vocab_size : B->cfg.vocab_size;
+    if (run_check_store(st, tok, vocab, o->T) != 0) return -1;
+    int width = A->cfg.dim > B->cfg.dim ? A->cfg.dim : B->cfg.dim;
+    if (o->tokens < width)
+        return calm_error("--tokens %ld is below the models' width %d: the centred Gram matrices would be rank "
+                          "deficient and every CKA near 1; use at least %d tokens (many more is better)",
+                          o->tokens, width, width);
+    int L = A->cfg.n_layers < B->cfg.n_layers ? A->cfg.n_layers : B->cfg.n_layers;
+    if (o->K > L) return calm_error("--connections %d: a monotone matching has at most %d pairs here", o->K, L);
+    return 0;
+}
+
+static int analyze(const AnalyzeOpts *o0, const Tokenizer *tok, Model *A, Model *B) {
+    AnalyzeOpts o = *o0;
+    double t0 = calm_now();
+    ShardStore *st;
+    if (shard_store_open(&st, o.data) != 0) return -1;
+    int *tokens = NULL, S = -1;
+    float *w = NULL;
+    if (check_inputs(st, tok, A, B, &o) == 0) S = load_tokens(st, &o, &tokens, &w);
+    shard_store_close(st);
+    if (S < 0) return -1;
+    Streams sa, sb;
+    streams_init(&sa, A->cfg.n_layers, A->cfg.dim, (int64_t)S * o.T);
+    streams_init(&sb, B->cfg.n_layers, B->cfg.dim, (int64_t)S * o.T);
+    run_models(A, B, &sa, &sb, tokens, w, S, &o);
+    free(tokens);
+    free(w);
+    CkaReport r = {.LA = sa.L, .LB = sb.L, .K = o.K, .anchor = o.anchor, .augment = o.augment, .data = o.data,
+                   .seq_len = o.T, .ranks = g_dist.size};
+    r.tokens = dist_sum_long(&g_dist, (long)sa.n);
+    r.cka = xcalloc((size_t)r.LA * r.LB, sizeof *r.cka);
+    LaGrid *g = NULL;
+    int width = sa.C > sb.C ? sa.C : sb.C, rc = 0;
+    if (r.tokens < width) /* padding left fewer than asked for */
+        rc = calm_error("%s: only %lld of the %ld tokens read are not padding, below the models' width %d: use more "
+                        "--tokens", o.data, (long long)r.tokens, o.tokens, width);
+    if (rc == 0) rc = la_grid_open(&g, &g_dist, 0, 0, 0);
+    if (rc == 0) {
+        la_grid_shape(g, &r.nprow, &r.npcol);
+        rc = cka_matrix(g, &sa, &sb, r.cka);
+    }
+    la_grid_close(g);
+    streams_free(&sa);
+    streams_free(&sb);
+    if (rc == 0) {
+        analyze_best_matching(&r);
+        r.seconds = calm_now() - t0;
+        if (g_dist.rank == 0) rc = analyze_write(&r, o.out);
+    }
+    free(r.cka);
+    return rc;
+}
+
+int cmd_analyze(int argc, char **argv) {
+    AnalyzeOpts o = {.tokens = 4096, .K = 4, .batch = 8};
+    const Opt opts[] = {
+        {"anchor", OPT_STR, &o.anchor, "anchor model mB (HF directory); frozen", 1, 0},
+        {"augment", OPT_STR, &o.augment, "augmenting model mA (HF directory); frozen", 1, 0},
+        {"data", OPT_STR, &o.data, "LMDB shard store (calm shard build) made with the models' tokenizer", 1, 0},
+        {"out", OPT_STR, &o.out, "directory for cka.json and the heatmap cka.png", 1, 0},
+        {"tokens", OPT_LONG, &o.tokens, "tokens of the store's train split to compare the layers over", 1, 1e12},
+        {"connections", OPT_INT, &o.K, "connections to suggest (a monotone matching of mA to mB layers)", 1, 64},
+        {"seq-len", OPT_INT, &o.T, "tokens per sequence (0: the store's, within both models' context)", 0, 1 << 20},
+        {"batch", OPT_INT, &o.batch, "sequences per forward", 1, 1 << 20},
+        {"threads", OPT_INT, &o.threads, "threads (0: cores available)", 0, 4096},
+        OPT_END};
+    const Command cmd = {"calm analyze", "--anchor DIR --augment DIR --data STORE --out DIR [options]",
+                         "Which layers to connect: run both frozen models over --tokens tokens of the store (split "
+                         "over the ranks under mpirun/srun), and compute linear CKA (Kornblith et al. 2019) between "
+                         "every mA and every mB layer output with ScaLAPACK over the ranks. Prints the matrix "
+                         "(rows mA layer outputs 1..LA, columns mB 1..LB), writes OUT/cka.json and OUT/cka.png, and "
+                         "suggests the --connections pairs of largest total CKA with both layer sequences "
+                         "increasing (as calm compose --connections, 0-based, in cka.json's \"connections\").",
+                         opts, 0, 0};
+    char **pos;
+    int npos;
+    cli_parse(&cmd, argc, argv, &pos, &npos);
+    if (!o.anchor || !o.augment || !o.data || !o.out)
+        return cli_usage_error(&cmd, "--anchor, --augment, --data and --out are required");
+    calm_blas_init(o.threads);
+    Tokenizer *tok = compose_tokenizer(o.anchor, o.augment);
+    if (!tok) cli_fail("analyze");
+    Model A, B;
+    if (model_load_dir_frozen(&B, o.anchor) != 0) cli_fail("analyze: anchor");
+    if (model_load_dir_frozen(&A, o.augment) != 0) cli_fail("analyze: augment");
+    int rc = analyze(&o, tok, &A, &B) == 0 ? 0 : cli_error("analyze");
+    model_free(&A);
+    model_free(&B);
+    tokenizer_free(tok);
+    return rc;
+}
