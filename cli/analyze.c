@@ -13,92 +13,18 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/run.h"
+#include "cli/streams.h"
 #include "mpi/linalg.h"
 #include "shards/shards.h"
 #include "src/blas.h"
 #include "src/common.h"
 #include "src/modeldir.h"
 
-/* This rank's rows of one model's stream after each block. */
-typedef struct {
-    int L, C;
-    float **h;          /* [L][rows * C] */
-    const float *keep;  /* the current chunk's weights: a row is kept where > 0 */
-    int64_t n;          /* rows kept so far */
-} Streams;
-
-static void streams_init(Streams *s, int L, int C, int64_t rows) {
-    s->L = L;
-    s->C = C;
-    s->n = 0;
-    s->h = xmalloc((size_t)L * sizeof *s->h);
-    for (int l = 0; l < L; l++) s->h[l] = xmalloc(((size_t)rows * C + 1) * sizeof(float));
-}
-
-static void streams_free(Streams *s) {
-    for (int l = 0; l < s->L && s->h; l++) free(s->h[l]);
-    free(s->h);
-    s->h = NULL;
-}
-
-/* ResidHook: block `layer` has written resid, the stream after it. */
-static void keep_stream(void *ctx, int layer, float *resid, int B, int T) {
-    Streams *s = ctx;
-    if (layer >= s->L) return;
-    int64_t r = s->n;
-    for (int i = 0; i < B * T; i++)
-        if (s->keep[i] > 0) memcpy(s->h[layer] + (size_t)r++ * s->C, resid + (size_t)i * s->C, s->C * sizeof(float));
-    if (layer == s->L - 1) s->n = r;
-}
-
 typedef struct {
     const char *anchor, *augment, *data, *out;
     long tokens;
     int K, T, batch, threads;
 } AnalyzeOpts;
-
-/* This rank's share of the first N tokens of the train split: sequences
- * [r S, (r+1) S) of ceil(N / T), S per rank. A sample is a function of its
- * global index alone, so every rank count reads the same tokens. Positions
- * past token N and padding get weight 0. Returns the sequences held. */
-static int load_tokens(ShardStore *st, const AnalyzeOpts *o, int **tokens, float **weights) {
-    long n_seq = (o->tokens + o->T - 1) / o->T;
-    int S = (int)((n_seq + g_dist.size - 1) / g_dist.size);
-    *tokens = xmalloc((size_t)S * o->T * sizeof **tokens);
-    *weights = xmalloc((size_t)S * o->T * sizeof **weights);
-    int *targets = xmalloc((size_t)S * o->T * sizeof *targets);
-    ShardLoaderOpts lo;
-    shard_loader_opts_default(&lo);
-    ShardLoader *l;
-    int rc = shard_loader_open(&l, st, &lo);
-    if (rc == 0) rc = shard_loader_batch(l, 0, g_dist.rank, g_dist.size, S, o->T, *tokens, targets, *weights);
-    if (rc == 0) shard_loader_close(l);
-    free(targets);
-    if (rc != 0) return -1;
-    for (int s = 0; s < S; s++)
-        for (int t = 0; t < o->T; t++) {
-            long g = ((long)g_dist.rank * S + s) * o->T + t; /* global token index */
-            if (g >= o->tokens) (*weights)[(size_t)s * o->T + t] = 0;
-        }
-    return S;
-}
-
-/* Both models forward over this rank's sequences, --batch at a time. */
-static void run_models(Model *A, Model *B, Streams *sa, Streams *sb, const int *tokens, const float *w, int S,
-                       const AnalyzeOpts *o) {
-    double t0 = calm_now(), last = t0;
-    for (int s0 = 0; s0 < S; s0 += o->batch) {
-        int nb = S - s0 < o->batch ? S - s0 : o->batch;
-        const int *tk = tokens + (size_t)s0 * o->T;
-        sa->keep = sb->keep = w + (size_t)s0 * o->T;
-        model_forward_trunk(A, tk, nb, o->T, sa->L, keep_stream, sa);
-        model_forward_trunk(B, tk, nb, o->T, sb->L, keep_stream, sb);
-        if (calm_now() - last > 10 || s0 + nb == S) {
-            last = calm_now();
-            calm_log("analyze: forward %d/%d sequences on rank 0 (%.0f s)", s0 + nb, S, last - t0);
-        }
-    }
-}
 
 /* CKA of every (mA, mB) layer pair: each layer distributed and its Gram
  * norm taken once; the mB layers stay distributed while mA's pass by. */
@@ -155,13 +81,13 @@ static int analyze(const AnalyzeOpts *o0, const Tokenizer *tok, Model *A, Model 
     if (shard_store_open(&st, o.data) != 0) return -1;
     int *tokens = NULL, S = -1;
     float *w = NULL;
-    if (check_inputs(st, tok, A, B, &o) == 0) S = load_tokens(st, &o, &tokens, &w);
+    if (check_inputs(st, tok, A, B, &o) == 0) S = streams_load_tokens(st, o.tokens, o.T, &tokens, &w);
     shard_store_close(st);
     if (S < 0) return -1;
     Streams sa, sb;
-    streams_init(&sa, A->cfg.n_layers, A->cfg.dim, (int64_t)S * o.T);
-    streams_init(&sb, B->cfg.n_layers, B->cfg.dim, (int64_t)S * o.T);
-    run_models(A, B, &sa, &sb, tokens, w, S, &o);
+    streams_init(&sa, A->cfg.n_layers, A->cfg.dim, (int64_t)S * o.T, NULL);
+    streams_init(&sb, B->cfg.n_layers, B->cfg.dim, (int64_t)S * o.T, NULL);
+    streams_run(A, B, &sa, &sb, tokens, w, S, o.T, o.batch, "analyze");
     free(tokens);
     free(w);
     CkaReport r = {.LA = sa.L, .LB = sb.L, .K = o.K, .anchor = o.anchor, .augment = o.augment, .data = o.data,
