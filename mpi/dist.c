@@ -119,3 +119,7 @@ long dist_sum_long(void *ctx, long x) {
     if (((Dist *)ctx)->mpi) MPI_Allreduce(&x, &y, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
     return y;
 }
+
+void dist_sum_doubles(const Dist *d, double *x, int n) {
+    if (d->mpi) MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}

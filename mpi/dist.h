@@ -30,6 +30,8 @@ void dist_require_mpi(Dist *d);
 /* Collectives over the world for checkpoints and stop requests (ctx = Dist*). */
 long dist_max_long(void *ctx, long x);
 long dist_sum_long(void *ctx, long x);
+/* x [n] summed over the world, in place (nothing without MPI). */
+void dist_sum_doubles(const Dist *d, double *x, int n);
 /* Rank 0's n bytes of buf to every rank (nothing without MPI). */
 void dist_bcast_bytes(const Dist *d, void *buf, size_t n);
 

@@ -181,6 +181,16 @@ void compose_init_random(Composer *c, uint64_t seed) {
     }
 }
 
+void compose_set_proj(Composer *c, int i, const double *w, const double *b) {
+    const double *src[2] = {w, b};
+    for (int j = 0; j < 2; j++) { /* info[6 i]: proj.weight, info[6 i + 1]: proj.bias */
+        int k = 6 * i + j;
+        if (!is_own(c, k)) continue;
+        float *dst = c->params + c->info[k].offset;
+        for (size_t e = 0; e < c->info[k].numel; e++) dst[e] = (float)src[j][e];
+    }
+}
+
 void compose_free(Composer *c) {
     calm_unmap_floats(c->params, c->num_params);
     calm_unmap_floats(c->grads, c->num_params);

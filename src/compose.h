@@ -91,6 +91,10 @@ int compose_init_configs(Composer *c, const ModelConfig *ca, const ModelConfig *
  * tensor from its own stream, so a process initialising only its own tensors
  * gets the values the whole composition would. */
 void compose_init_random(Composer *c, uint64_t seed);
+/* Connection i's projection from a fit (calm compose --init-proj lstsq):
+ * weight [dB, dA] row-major and bias [dB], rounded to float. A process that
+ * does not own the projection (a pipeline's anchor stage) leaves it alone. */
+void compose_set_proj(Composer *c, int i, const double *w, const double *b);
 void compose_free(Composer *c);
 
 /* Forward of the composed model on tokens [Bsz, T]; returns the mean weighted
