@@ -265,8 +265,9 @@ int run_training(const char *cmd, RunOpts *r, Trainable *tr, const Tokenizer *to
     r->tc.ckpt = &ck;
     TrainState st;
     train_state_init(&st, tr->n);
+    int got = 0;
     if (r->resume) {
-        int got = ckpt_resume(&ck, tr, &st, r->resume);
+        got = ckpt_resume(&ck, tr, &st, r->resume);
         if (got < 0) cli_fail(cmd);
         if (got) {
             calm_log("resuming at step %ld from %s", st.step, strcmp(r->resume, "auto") ? r->resume : ckdir);
@@ -275,6 +276,8 @@ int run_training(const char *cmd, RunOpts *r, Trainable *tr, const Tokenizer *to
             calm_log("no checkpoint in %s: starting at step 0", ckdir);
         }
     }
+    if (r->fresh_init && !got && r->fresh_init(r->fresh_ctx) != 0) cli_fail(cmd);
+    if (r->fresh_init && got) calm_log("resumed: the initialisation before step 1 comes from the checkpoint, not redone");
     if (install_stop_signals(r->stop_signals) != 0) cli_fail(cmd);
     DataSource data;
     BatchFn fn = NULL;

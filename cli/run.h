@@ -30,6 +30,11 @@ typedef struct {
     cJSON *config, *hyper;
     char layout[128];
     int writes_part;
+    /* Optional, collective: run once before training when the run starts
+     * fresh, never on a resume, whose checkpoint already holds what it made
+     * (calm compose --init-proj lstsq: a resume must not refit). */
+    int (*fresh_init)(void *ctx);
+    void *fresh_ctx;
 } RunOpts;
 
 /* Defaults of both commands (the optimizer's are optim_config_default's). */
