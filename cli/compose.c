@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "cli/init_proj.h"
 #include "cli/run.h"
 #include "mpi/pipeline.h"
 #include "src/common.h"
@@ -46,6 +47,58 @@ static int compose_config_json(const Composer *c, const char *anchor, const char
     return 0;
 }
 
+/* --init-proj and what the least-squares fit needs (RunOpts.fresh_ctx). */
+typedef struct {
+    const char *how; /* random or lstsq */
+    long tokens;
+    Composer *c;
+    Model *A, *B; /* NULL on a pipeline's ranks: loaded whole for the fit, then let go */
+    const char *anchor, *augment;
+    const Tokenizer *tok;
+    ProjFit fit;
+} InitProj;
+
+static int fit_projections(void *ctx) {
+    InitProj *ip = ctx;
+    if (ip->A) return init_proj_lstsq(ip->c, ip->A, ip->B, ip->tok, &ip->fit);
+    /* A stage holds part of one model; the fit needs both whole. Frozen
+     * loads map the files, so the extra copy costs address space, not RAM. */
+    Model A, B;
+    if (model_load_dir_frozen(&B, ip->anchor) != 0) return -1;
+    int rc = model_load_dir_frozen(&A, ip->augment);
+    if (rc == 0) rc = init_proj_lstsq(ip->c, &A, &B, ip->tok, &ip->fit);
+    if (rc == 0) model_free(&A);
+    model_free(&B);
+    return rc;
+}
+
+/* Usage errors of --init-proj, before any model is loaded: 0 or exit 2. */
+static int init_proj_check(const InitProj *ip, const RunOpts *r) {
+    const char *e = NULL;
+    if (strcmp(ip->how, "random") != 0 && strcmp(ip->how, "lstsq") != 0)
+        e = "--init-proj: use random or lstsq";
+    else if (!strcmp(ip->how, "random") && ip->tokens)
+        e = "--init-tokens is for --init-proj lstsq";
+    else if (!strcmp(ip->how, "lstsq") && !r->data_dir)
+        e = "--init-proj lstsq fits on tokens of a shard store: give --data STORE";
+    if (!e) return 0;
+    fprintf(stderr, "calm compose: %s\nTry 'calm compose --help'.\n", e);
+    return 2;
+}
+
+/* Arm the fit for a fresh start and record it in what a resume must match,
+ * so that a checkpoint of one init is not continued under the other. Random
+ * init adds no key: checkpoints from before --init-proj stay resumable. */
+static void init_proj_arm(InitProj *ip, Composer *c, RunOpts *r) {
+    if (strcmp(ip->how, "lstsq") != 0) return;
+    ip->c = c;
+    ip->fit = (ProjFit){r->data_dir, ip->tokens ? ip->tokens : init_proj_default_tokens(c->dA), r->tc.T};
+    cJSON_AddStringToObject(run_config(r), "init_proj", "lstsq");
+    cJSON_AddNumberToObject(run_config(r), "init_tokens", (double)ip->fit.tokens);
+    r->fresh_init = fit_projections;
+    r->fresh_ctx = ip;
+}
+
 /* Options of the pipeline (--anchor-stages > 0). */
 typedef struct {
     int S, A, M, print;
@@ -53,8 +106,8 @@ typedef struct {
 } PipeFlags;
 
 /* `calm compose` with the anchor split over ranks (mpi/pipeline.h). */
-static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const Tokenizer *tok, const char *anchor, const char *augment,
-                            const char *conns, int heads, char **files, int nfiles) {
+static int compose_pipeline(RunOpts *r, const PipeFlags *pf, InitProj *ip, const Tokenizer *tok, const char *anchor,
+                            const char *augment, const char *conns, int heads, char **files, int nfiles) {
     int role_major = pf->order && !strcmp(pf->order, "role");
     if (pf->order && !role_major && strcmp(pf->order, "replica") != 0) {
         fprintf(stderr, "calm compose: --rank-order '%s': use replica or role\n", pf->order);
@@ -74,6 +127,7 @@ static int compose_pipeline(RunOpts *r, const PipeFlags *pf, const Tokenizer *to
     /* on every rank alike; a resume overwrites its own part */
     compose_init_random(run.composer, (uint64_t)r->seed);
     if (compose_config_json(run.composer, anchor, augment, run_config(r)) != 0) cli_fail("compose");
+    init_proj_arm(ip, run.composer, r);
     r->writes_part = run.owns_part;
     snprintf(r->layout, sizeof r->layout, "%s", run.layout);
     rc = run_training("compose", r, &run.trainable, tok, files, nfiles, run.vocab);
@@ -89,12 +143,20 @@ int cmd_compose(int argc, char **argv) {
     const char *anchor = NULL, *augment = NULL, *conns = NULL;
     int heads = 0;
     PipeFlags pf = {0, 1, 4, 0, NULL};
+    InitProj ip = {.how = "random"};
     const Opt opts[] = {
         {"anchor", OPT_STR, &anchor, "anchor model mB (HF directory); frozen", 1, 0},
         {"augment", OPT_STR, &augment, "augmenting model mA (HF directory); frozen", 1, 0},
         {"out", OPT_STR, &r.tc.out_dir, "composition directory to write (calm_config.json, calm.safetensors)", 1, 0},
         {"connections", OPT_STR, &conns, "A:B pairs, e.g. 3:5,7:11 (default: every 4th mA layer)", 1, 0},
         {"heads", OPT_INT, &heads, "cross-attention heads (0: the anchor's)", 0, 4096},
+        {"init-proj", OPT_STR, &ip.how,
+         "projection init: random, or lstsq: each connection's projection fitted by least squares (QR, over the "
+         "ranks) from mA's stream after block a to mB's after block b on --init-tokens tokens of --data; "
+         "o_proj stays zero either way, so step 0 is the anchor", 1, 0},
+        {"init-tokens", OPT_LONG, &ip.tokens,
+         "--init-proj lstsq: tokens to fit on, at least mA's width + 1 (0: 4096, or 2 (width + 1) if more)", 0,
+         1e12},
         RUN_OPTS(r),
         {"anchor-stages", OPT_INT, &pf.S,
          "pipeline: split the anchor over S ranks (0: every rank holds both models, data parallel)", 0, 4096},
@@ -121,10 +183,13 @@ int cmd_compose(int argc, char **argv) {
         return 2;
     }
     if (pf.print && pf.S == 0) pf.S = 1;
+    if (init_proj_check(&ip, &r) != 0) return 2;
+    ip.anchor = anchor, ip.augment = augment;
     Tokenizer *tok = compose_tokenizer(anchor, augment);
     if (!tok) cli_fail("compose");
+    ip.tok = tok;
     if (pf.S > 0) {
-        int rc = compose_pipeline(&r, &pf, tok, anchor, augment, conns, heads, files, nfiles);
+        int rc = compose_pipeline(&r, &pf, &ip, tok, anchor, augment, conns, heads, files, nfiles);
         tokenizer_free(tok);
         return rc;
     }
@@ -146,6 +211,8 @@ int cmd_compose(int argc, char **argv) {
         cli_fail("compose");
     compose_init_random(&c, (uint64_t)r.seed);
     if (compose_config_json(&c, anchor, augment, run_config(&r)) != 0) cli_fail("compose");
+    ip.A = &A, ip.B = &B;
+    init_proj_arm(&ip, &c, &r);
     r.writes_part = g_dist.rank == 0;
     if (g_dist.size > 1) snprintf(r.layout, sizeof r.layout, "data parallel, %d ranks", g_dist.size);
     char line[1024];
