@@ -29,9 +29,9 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench-big.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-calm=${CALM_BIN:-$root/build/calm}
-[[ -x "$calm" ]] || { "$root/jobs/install-deps.sh"; "$root/jobs/build.sh"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+job=bench-big.sh
+source "$root/jobs/lib.sh"
+job_local_calm
 mkdir -p "$out"
 
 # The published configurations (config.json of meta-llama/Llama-3.2-1B,

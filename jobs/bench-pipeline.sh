@@ -20,9 +20,9 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench-pipeline.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-calm=${CALM_BIN:-$root/build/calm}
-[[ -x "$calm" ]] || { "$root/jobs/install-deps.sh"; "$root/jobs/build.sh"; }
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+job=bench-pipeline.sh
+source "$root/jobs/lib.sh"
+job_local_calm
 mkdir -p "$out"
 [[ -d "$out/mB" ]] || "$calm" train --out "$out/mB" --dim 512 --layers 8 --heads 8 --ffn 1408 --steps 0 --seq-len 256 \
   "$root/jobs/data/quickstart.txt" 2>/dev/null

@@ -1,4 +1,4 @@
-# jobs/lib.sh: what the experiment pipelines (jobs/ntl.sh, jobs/kv/kv-arithmetic.sh)
+# jobs/lib.sh: what the experiment pipelines (jobs/ntl.sh, jobs/kv/kv-arithmetic.sh) and benchmarks
 # share; sourced, not run. The caller sets `job` (its name for messages) first.
 
 # job_args "$@": the options every pipeline takes; sets preset, out, threads,
@@ -42,3 +42,12 @@ job_launch() {
 job_stopped=0
 trap 'job_stopped=1' USR1
 job_next() { [[ $job_stopped -eq 0 ]] || { echo "$job: stopped by a signal" >&2; exit 75; }; }
+
+# job_local_calm: for a benchmark on this machine's own MPI ranks: $calm (the
+# build, made first if missing) and the environment under which mpirun may run
+# as root and start more ranks than cores.
+job_local_calm() {
+  calm=${CALM_BIN:-$root/build/calm}
+  [[ -x "$calm" ]] || { "$root/jobs/install-deps.sh"; "$root/jobs/build.sh"; }
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+}
