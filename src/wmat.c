@@ -99,19 +99,27 @@ static void convert_panel(float *panel, WMat w, int r0, int n, int IN) {
     for (int r = 0; r < n; r++) wmat_rows_f32(panel + (size_t)r * IN, w, (size_t)(r0 + r), 1, (size_t)IN);
 }
 
-void wmat_linear_forward(float *out, const float *inp, WMat w, const float *bias, int N, int IN, int OUT) {
-    if (w.dtype == WM_F32) {
-        linear_forward(out, inp, w.data, bias, N, IN, OUT);
-        return;
-    }
+/* The products with a 16-bit W [OUT, IN], a panel of its rows widened to F32
+ * at a time: forward out = inp W^T (overwrites), or the input gradient
+ * dinp += dout W. */
+static void panel_products(float *y, const float *x, WMat w, int N, int IN, int OUT, int input_grad) {
     const int R = panel_rows(IN, OUT);
     float *panel = xmalloc((size_t)R * IN * sizeof(float));
     for (int r0 = 0; r0 < OUT; r0 += R) {
         int n = OUT - r0 < R ? OUT - r0 : R;
         convert_panel(panel, w, r0, n, IN);
-        sgemm(0, 1, N, n, IN, 1.0f, inp, IN, panel, IN, 0.0f, out + r0, OUT);
+        if (input_grad) sgemm(0, 0, N, IN, n, 1.0f, x + r0, OUT, panel, IN, 1.0f, y, IN);
+        else sgemm(0, 1, N, n, IN, 1.0f, x, IN, panel, IN, 0.0f, y + r0, OUT);
     }
     free(panel);
+}
+
+void wmat_linear_forward(float *out, const float *inp, WMat w, const float *bias, int N, int IN, int OUT) {
+    if (w.dtype == WM_F32) {
+        linear_forward(out, inp, w.data, bias, N, IN, OUT);
+        return;
+    }
+    panel_products(out, inp, w, N, IN, OUT, 0);
     if (bias) {
 #pragma omp parallel for
         for (int r = 0; r < N; r++)
@@ -124,14 +132,7 @@ void wmat_linear_backward_input(float *dinp, const float *dout, WMat w, int N, i
         linear_backward(dinp, NULL, NULL, dout, NULL, w.data, N, IN, OUT);
         return;
     }
-    const int R = panel_rows(IN, OUT);
-    float *panel = xmalloc((size_t)R * IN * sizeof(float));
-    for (int r0 = 0; r0 < OUT; r0 += R) {
-        int n = OUT - r0 < R ? OUT - r0 : R;
-        convert_panel(panel, w, r0, n, IN);
-        sgemm(0, 0, N, IN, n, 1.0f, dout + r0, OUT, panel, IN, 1.0f, dinp, IN);
-    }
-    free(panel);
+    panel_products(dinp, dout, w, N, IN, OUT, 1);
 }
 
 void wmat_embedding_forward(float *out, const int *tokens, WMat w, int N, int C) {
