@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/analyze.h"
 #include "cli/commands.h"
@@ -21,13 +22,14 @@
 #include "src/modeldir.h"
 
 typedef struct {
-    const char *anchor, *augment, *data, *out;
+    const char *anchor, *augment, *data, *out, *dump;
     long tokens;
     int K, T, batch, threads;
 } AnalyzeOpts;
 
 /* CKA of every (mA, mB) layer pair: each layer distributed and its Gram
- * norm taken once; the mB layers stay distributed while mA's pass by. */
+ * norm taken once; the mB layers stay distributed while mA's pass by. Each
+ * float stream is freed once it is distributed. */
 static int cka_matrix(LaGrid *g, Streams *sa, Streams *sb, double *cka) {
     int LB = sb->L, rc = 0;
     LaMat *mb = xcalloc((size_t)LB, sizeof *mb);
@@ -42,6 +44,8 @@ static int cka_matrix(LaGrid *g, Streams *sa, Streams *sb, double *cka) {
     for (int a = 0; a < sa->L && rc == 0; a++) {
         LaMat x;
         rc = la_mat_rows(g, &x, sa->h[a], (int)sa->n, sa->C, LA_CENTRE);
+        free(sa->h[a]);
+        sa->h[a] = NULL;
         if (rc == 0) rc = la_gram_norm(g, &x, &ga);
         for (int b = 0; b < LB && rc == 0; b++) {
             rc = la_cross_norm2(g, &x, &mb[b], &c2);
@@ -74,22 +78,54 @@ static int check_inputs(ShardStore *st, const Tokenizer *tok, const Model *A, co
     return 0;
 }
 
+/* --dump DIR: every layer output this rank computed, as DIR/mA.A.rR.npy and
+ * DIR/mB.B.rR.npy (A, B 1-based as in cka.json, R the rank), [rows, width]
+ * float32, for checking the CKA outside calm (jobs/analyze_numpy.py). All
+ * ranks fail together. */
+static int dump_streams(const char *dir, const Streams *sa, const Streams *sb) {
+    int rc = calm_mkdirs(dir);
+    const Streams *s[2] = {sa, sb};
+    for (int m = 0; m < 2 && rc == 0; m++)
+        for (int l = 0; l < s[m]->L && rc == 0; l++) {
+            char name[64];
+            snprintf(name, sizeof name, "m%c.%d.r%d.npy", "AB"[m], l + 1, g_dist.rank);
+            char *path = calm_path_join(dir, name);
+            rc = calm_write_npy_f32(path, s[m]->h[l], (long)s[m]->n, s[m]->C);
+            free(path);
+        }
+    if (dist_max_long(&g_dist, rc != 0)) rc = rc ? rc : calm_error("%s: another rank could not write its streams", dir);
+    if (rc == 0) calm_log("analyze: hidden streams written to %s (one .npy per model, layer and rank)", dir);
+    return rc;
+}
+
+/* Frees A and B as soon as the streams are taken: the CKA needs only them. */
 static int analyze(const AnalyzeOpts *o0, const Tokenizer *tok, Model *A, Model *B) {
     AnalyzeOpts o = *o0;
     double t0 = calm_now();
     ShardStore *st;
-    if (shard_store_open(&st, o.data) != 0) return -1;
+    if (shard_store_open(&st, o.data) != 0) {
+        model_free(A);
+        model_free(B);
+        return -1;
+    }
     int *tokens = NULL, S = -1;
     float *w = NULL;
     if (check_inputs(st, tok, A, B, &o) == 0) S = streams_load_tokens(st, o.tokens, o.T, &tokens, &w);
     shard_store_close(st);
-    if (S < 0) return -1;
+    if (S < 0) {
+        model_free(A);
+        model_free(B);
+        return -1;
+    }
     Streams sa, sb;
     streams_init(&sa, A->cfg.n_layers, A->cfg.dim, (int64_t)S * o.T, NULL);
     streams_init(&sb, B->cfg.n_layers, B->cfg.dim, (int64_t)S * o.T, NULL);
     streams_run(A, B, &sa, &sb, tokens, w, S, o.T, o.batch, "analyze");
+    model_free(A);
+    model_free(B);
     free(tokens);
     free(w);
+    double t_fwd = calm_now() - t0;
     CkaReport r = {.LA = sa.L, .LB = sb.L, .K = o.K, .anchor = o.anchor, .augment = o.augment, .data = o.data,
                    .seq_len = o.T, .ranks = g_dist.size};
     r.tokens = dist_sum_long(&g_dist, (long)sa.n);
@@ -99,11 +135,17 @@ static int analyze(const AnalyzeOpts *o0, const Tokenizer *tok, Model *A, Model 
     if (r.tokens < width) /* padding left fewer than asked for */
         rc = calm_error("%s: only %lld of the %ld tokens read are not padding, below the models' width %d: use more "
                         "--tokens", o.data, (long long)r.tokens, o.tokens, width);
-    if (rc == 0) rc = la_grid_open(&g, &g_dist, 0, 0, 0);
+    if (rc == 0 && o.dump) rc = dump_streams(o.dump, &sa, &sb);
+    if (rc == 0) rc = la_grid_open(&g, &g_dist, 0, 0, 0); /* a single process starts MPI here */
+    double t_cka = calm_now();
     if (rc == 0) {
         la_grid_shape(g, &r.nprow, &r.npcol);
         rc = cka_matrix(g, &sa, &sb, r.cka);
     }
+    r.seconds_forward = t_fwd;
+    struct rusage ru;
+    r.peak_rss_mb = dist_max_long(&g_dist, getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0) / 1024.0;
+    r.seconds_cka = calm_now() - t_cka;
     la_grid_close(g);
     streams_free(&sa);
     streams_free(&sb);
@@ -128,6 +170,8 @@ int cmd_analyze(int argc, char **argv) {
         {"seq-len", OPT_INT, &o.T, "tokens per sequence (0: the store's, within both models' context)", 0, 1 << 20},
         {"batch", OPT_INT, &o.batch, "sequences per forward", 1, 1 << 20},
         {"threads", OPT_INT, &o.threads, "threads (0: cores available)", 0, 4096},
+        {"dump", OPT_STR, &o.dump, "also write every layer output as DIR/mA.A.rR.npy, DIR/mB.B.rR.npy (float32, "
+                                   "one per rank R) for checking outside calm", 0, 0},
         OPT_END};
     const Command cmd = {"calm analyze", "--anchor DIR --augment DIR --data STORE --out DIR [options]",
                          "Which layers to connect: run both frozen models over --tokens tokens of the store (split "
@@ -148,9 +192,7 @@ int cmd_analyze(int argc, char **argv) {
     Model A, B;
     if (model_load_dir_frozen(&B, o.anchor) != 0) cli_fail("analyze: anchor");
     if (model_load_dir_frozen(&A, o.augment) != 0) cli_fail("analyze: augment");
-    int rc = analyze(&o, tok, &A, &B) == 0 ? 0 : cli_error("analyze");
-    model_free(&A);
-    model_free(&B);
+    int rc = analyze(&o, tok, &A, &B) == 0 ? 0 : cli_error("analyze"); /* frees A and B */
     tokenizer_free(tok);
     return rc;
 }

@@ -14,7 +14,8 @@ typedef struct {
     /* what the run was */
     const char *anchor, *augment, *data;
     int seq_len, ranks, nprow, npcol;
-    double seconds;
+    double seconds, seconds_forward, seconds_cka; /* whole, models' forward, CKA matrix */
+    double peak_rss_mb; /* the largest of the ranks' peak resident memory */
 } CkaReport;
 
 /* The K pairs (a1 < a2 < ..., b1 < b2 < ...) of largest total CKA, by

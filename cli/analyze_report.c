@@ -88,6 +88,9 @@ static cJSON *report_json(const CkaReport *r) {
     snprintf(grid, sizeof grid, "%dx%d", r->nprow, r->npcol);
     cJSON_AddStringToObject(o, "grid", grid);
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    cJSON_AddNumberToObject(o, "seconds_forward", r->seconds_forward);
+    cJSON_AddNumberToObject(o, "seconds_cka", r->seconds_cka);
+    cJSON_AddNumberToObject(o, "peak_rss_mb", r->peak_rss_mb);
     return o;
 }
 

@@ -165,3 +165,20 @@ int calm_write_json(const char *path, const cJSON *root) {
     cJSON_free(text);
     return r;
 }
+
+int calm_write_npy_f32(const char *path, const float *data, long rows, long cols) {
+    /* magic, version 1.0, header length, then a Python dict literal padded
+     * with spaces and ended by a newline so the data starts 64-aligned */
+    char head[128];
+    int n = snprintf(head + 10, sizeof head - 10, "{'descr': '<f4', 'fortran_order': False, 'shape': (%ld, %ld), }",
+                     rows, cols);
+    int total = (10 + n + 1 + 63) / 64 * 64;
+    memset(head + 10 + n, ' ', (size_t)(total - 10 - n));
+    head[total - 1] = '\n';
+    memcpy(head, "\x93NUMPY\x01\x00", 8);
+    head[8] = (char)((total - 10) & 0xff);
+    head[9] = (char)((total - 10) >> 8);
+    const void *bufs[2] = {head, data};
+    size_t lens[2] = {(size_t)total, (size_t)rows * (size_t)cols * sizeof(float)};
+    return calm_write_atomic(path, bufs, lens, 2);
+}

@@ -38,4 +38,8 @@ int calm_mkdirs(const char *path);
 /* Join dir and name into a malloc'd string. */
 char *calm_path_join(const char *dir, const char *name);
 
+/* A float32 matrix [rows, cols], row-major, as a NumPy .npy file (format
+ * 1.0, little-endian '<f4'), written atomically. */
+int calm_write_npy_f32(const char *path, const float *data, long rows, long cols);
+
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_analyze.sh CALM: `calm analyze` on the tiny models of compose_inputs
 # (tests/lib.sh): 1 and 2 ranks write the same cka.json (CKA within 1e-6,
-# the same tokens and suggestions); a model against itself has CKA 1 on the
+# the same tokens and suggestions), and each equals NumPy's CKA on the
+# streams it dumped (--dump, jobs/analyze_numpy.py) to 1e-5 relative; a model against itself has CKA 1 on the
 # diagonal and the diagonal as its suggestion; the suggestion is the best
 # monotone matching (checked by brute force); too few tokens and too many
 # connections are refused.
@@ -10,8 +11,13 @@ test_args 1 "$@"
 make_tmp
 compose_inputs "$tmp"
 an=(analyze --anchor "$tmp/mB" --augment "$tmp/mA" --data "$tmp/store" --tokens 1000 --connections 2)
-logged "$tmp/a1.log" "$calm" "${an[@]}" --out "$tmp/one"
-logged "$tmp/a2.log" mpirun -np 2 "$calm" "${an[@]}" --out "$tmp/two"
+logged "$tmp/a1.log" "$calm" "${an[@]}" --out "$tmp/one" --dump "$tmp/d1"
+logged "$tmp/a2.log" mpirun -np 2 "$calm" "${an[@]}" --out "$tmp/two" --dump "$tmp/d2"
+for n in 1 2; do
+  [[ $n == 1 ]] && out=one || out=two
+  ls "$tmp/d$n"/mB.4.r$((n - 1)).npy >/dev/null || fail "$n rank(s): no dump of the last mB layer of rank $((n - 1))"
+  /usr/bin/python3 "$root/jobs/analyze_numpy.py" "$tmp/d$n" "$tmp/$out/cka.json" || fail "$n rank(s): calm != NumPy"
+done
 grep -q "^mA   4 " "$tmp/a1.log" || fail "the CKA matrix is not printed"
 logged "$tmp/self.log" "$calm" analyze --anchor "$tmp/mB" --augment "$tmp/mB" --data "$tmp/store" --tokens 1000 \
   --out "$tmp/self"
