@@ -1,4 +1,5 @@
-/* schedule.c: 1F1B pipeline schedule as data; validation, dry run, grid.
+/* schedule.c: 1F1B pipeline schedule as data; validation, dry run and timed
+ * replay (the grid is printed by schedule_print.c).
  * See schedule.h for the model of a replica and the send/recv semantics. */
 #include "mpi/schedule.h"
 
@@ -53,7 +54,7 @@ void action_format(const Action *a, char *buf, size_t n) {
         snprintf(buf, n, "%s(m=%d, %s %d)", action_kind_name(a->kind), a->mb, is_send ? "to" : "from", a->peer);
 }
 
-static void rank_name(const Schedule *sc, int r, char *buf, size_t n) {
+void schedule_rank_name(const Schedule *sc, int r, char *buf, size_t n) {
     if (r < sc->S)
         snprintf(buf, n, "rank %d (stage %d)", r, r);
     else
@@ -185,7 +186,7 @@ int schedule_1f1b(Schedule *sc, int S, int M, int A, const int *stage_has_conn) 
 /* Is kind k, with this peer and micro-batch, a legal action on rank r? */
 static int check_action(const Schedule *sc, int r, const Action *a, char *err, size_t n) {
     char who[48], what[64];
-    rank_name(sc, r, who, sizeof who);
+    schedule_rank_name(sc, r, who, sizeof who);
     action_format(a, what, sizeof what);
     int S = sc->S, anchor = r < S, want = -2; /* -2: any stage with a connection */
     if ((unsigned)a->kind >= ACT_N_KINDS) return fail(err, n, "%s: unknown action kind %d", who, (int)a->kind);
@@ -242,7 +243,7 @@ static int expect_count(const Schedule *sc, const Occ *o, int r, ActionKind k, i
     int got = o->count[occ_index(o, k, mb, ps)];
     if (got == want) return 0;
     char who[48], what[64];
-    rank_name(sc, r, who, sizeof who);
+    schedule_rank_name(sc, r, who, sizeof who);
     int is_send;
     if (ps >= 0 || msg_of(k, &is_send) < 0) { /* compute, or an augment rank's message to stage ps */
         Action a = {k, mb, ps};
@@ -259,7 +260,7 @@ static int expect_before(const Schedule *sc, const Occ *o, int r, ActionKind k1,
     int p1 = o->pos[occ_index(o, k1, mb, ps1)], p2 = o->pos[occ_index(o, k2, mb, ps2)];
     if (p1 < 0 || p2 < 0 || p1 < p2) return 0;
     char who[48], w1[64], w2[64];
-    rank_name(sc, r, who, sizeof who);
+    schedule_rank_name(sc, r, who, sizeof who);
     action_format(&sc->actions[r][p1], w1, sizeof w1);
     action_format(&sc->actions[r][p2], w2, sizeof w2);
     return fail(err, n, "%s: %s (action %d) must come before %s (action %d)", who, w1, p1, w2, p2);
@@ -340,7 +341,7 @@ static int validate_matching(const Schedule *sc, char *err, size_t n) {
             int is_send, k = action_slot(sc, r, a, &is_send);
             if (k < 0 || (sends[k] == 1 && recvs[k] == 1)) continue;
             char who[48], what[64];
-            rank_name(sc, r, who, sizeof who);
+            schedule_rank_name(sc, r, who, sizeof who);
             action_format(a, what, sizeof what);
             rc = fail(err, n, "%s: %s: %d matching send%s and %d matching receive%s, expected one each", who, what,
                       sends[k], sends[k] == 1 ? "" : "s", recvs[k], recvs[k] == 1 ? "" : "s");
@@ -373,7 +374,7 @@ int schedule_validate(const Schedule *sc, char *err, size_t n) {
 
 /* ------------------------------------------------------------- dry run */
 
-static int action_cost(const Schedule *sc, int r, const Action *a, const SchedCost *c) {
+static int action_cost(const Action *a, const SchedCost *c) {
     switch (a->kind) {
     case ACT_FWD: return c->fwd;
     case ACT_BWD: return c->bwd;
@@ -404,15 +405,15 @@ static void append(char *err, size_t n, const char *fmt, ...) {
 }
 
 /* Each rank runs its list in order with its own clock. Compute advances the
- * clock by its cost. Eager: a send posts its message stamped with the
- * sender's clock and goes on; a receive waits until the message is posted,
- * then moves its clock to at least the stamp. Rendezvous: send and receive
- * complete together, when both ranks have reached them. Messages match by
- * slot, so the result does not depend on the order ranks are visited in. */
-int schedule_dry_run(const Schedule *sc, const SchedCost *cost, SendMode mode, SchedTrace *trace, char *err,
-                     size_t n) {
-    static const SchedCost unit = {1, 1, 1, 1};
-    if (!cost) cost = &unit;
+ * clock by its time. Eager: a send posts its message stamped with the
+ * sender's clock plus the transfer time and goes on; a receive waits until
+ * the message is posted, then moves its clock to at least the stamp.
+ * Rendezvous: send and receive complete together, when both ranks have
+ * reached them, plus the transfer time. Messages match by slot, so the
+ * result does not depend on the order ranks are visited in. start[r][i],
+ * busy[r], *t0 and *t_end as in SchedReplay. */
+static int replay(const Schedule *sc, const SchedTimer *tm, SendMode mode, double **start, double *busy, double *t0,
+                  double *t_end, char *err, size_t n) {
     if (err && n) err[0] = 0;
     /* peers index the message table: refuse illegal actions before running */
     for (int r = 0; r < sc->n_ranks; r++)
@@ -420,13 +421,10 @@ int schedule_dry_run(const Schedule *sc, const SchedCost *cost, SendMode mode, S
             if (check_action(sc, r, &sc->actions[r][i], err, n)) return -1;
     int R = sc->n_ranks;
     size_t ns = n_slots(sc);
-    int *posted = xcalloc(ns, sizeof(int)), *taken = xcalloc(ns, sizeof(int)), *stamp = xcalloc(ns, sizeof(int));
-    int *pc = xcalloc(R, sizeof(int)), *clock = xcalloc(R, sizeof(int));
-    SchedTrace tr = {.n_ranks = R, .t0 = -1, .t_end = 0};
-    tr.start = xcalloc(R, sizeof(int *));
-    tr.busy = xcalloc(R, sizeof(int));
-    for (int r = 0; r < R; r++) tr.start[r] = xmalloc((sc->n_actions[r] + 1) * sizeof(int));
-
+    int *posted = xcalloc(ns, sizeof(int)), *taken = xcalloc(ns, sizeof(int)), *pc = xcalloc(R, sizeof(int));
+    double *stamp = xcalloc(ns, sizeof(double)), *clock = xcalloc(R, sizeof(double));
+    *t0 = -1;
+    *t_end = 0;
     for (int progress = 1; progress;) {
         progress = 0;
         for (int r = 0; r < R; r++) {
@@ -434,32 +432,34 @@ int schedule_dry_run(const Schedule *sc, const SchedCost *cost, SendMode mode, S
                 const Action *a = &sc->actions[r][pc[r]];
                 int is_send, k = action_slot(sc, r, a, &is_send);
                 if (k < 0) { /* compute */
-                    int c = action_cost(sc, r, a, cost);
-                    tr.start[r][pc[r]] = clock[r];
+                    double c = tm->compute(tm->ctx, r, a);
+                    start[r][pc[r]] = clock[r];
                     if (c > 0) {
-                        if (tr.t0 < 0 || clock[r] < tr.t0) tr.t0 = clock[r];
-                        if (clock[r] + c > tr.t_end) tr.t_end = clock[r] + c;
+                        if (*t0 < 0 || clock[r] < *t0) *t0 = clock[r];
+                        if (clock[r] + c > *t_end) *t_end = clock[r] + c;
                     }
                     clock[r] += c;
-                    tr.busy[r] += c;
+                    busy[r] += c;
                 } else if (mode == SEND_EAGER) {
                     if (is_send) {
                         posted[k]++;
-                        stamp[k] = clock[r];
+                        stamp[k] = clock[r] + (tm->transfer ? tm->transfer(tm->ctx, r, a) : 0);
                     } else {
                         if (taken[k] >= posted[k]) break; /* blocked */
                         taken[k]++;
                         if (stamp[k] > clock[r]) clock[r] = stamp[k];
                     }
-                    tr.start[r][pc[r]] = clock[r];
+                    start[r][pc[r]] = clock[r];
                 } else { /* rendezvous: the peer must stand at the matching action */
                     int p = a->peer;
                     if (p < 0 || p >= R || pc[p] >= sc->n_actions[p]) break;
                     int p_send, kp = action_slot(sc, p, &sc->actions[p][pc[p]], &p_send);
                     if (kp != k || p_send == is_send) break;
-                    int t = clock[r] > clock[p] ? clock[r] : clock[p];
+                    const Action *snd = is_send ? a : &sc->actions[p][pc[p]];
+                    double t = (clock[r] > clock[p] ? clock[r] : clock[p]) +
+                               (tm->transfer ? tm->transfer(tm->ctx, is_send ? r : p, snd) : 0);
                     clock[r] = clock[p] = t;
-                    tr.start[r][pc[r]] = tr.start[p][pc[p]] = t;
+                    start[r][pc[r]] = start[p][pc[p]] = t;
                     pc[p]++;
                 }
                 pc[r]++;
@@ -472,7 +472,7 @@ int schedule_dry_run(const Schedule *sc, const SchedCost *cost, SendMode mode, S
     for (int r = 0; r < R; r++) {
         if (pc[r] == sc->n_actions[r]) continue;
         char who[48], what[64];
-        rank_name(sc, r, who, sizeof who);
+        schedule_rank_name(sc, r, who, sizeof who);
         action_format(&sc->actions[r][pc[r]], what, sizeof what);
         if (!rc) append(err, n, "deadlock:");
         append(err, n, " %s stuck at %s (action %d);", who, what, pc[r]);
@@ -484,21 +484,65 @@ int schedule_dry_run(const Schedule *sc, const SchedCost *cost, SendMode mode, S
             int is_send, k = action_slot(sc, r, &sc->actions[r][i], &is_send);
             if (k < 0 || !is_send || mode != SEND_EAGER || taken[k] >= posted[k]) continue;
             char who[48], what[64];
-            rank_name(sc, r, who, sizeof who);
+            schedule_rank_name(sc, r, who, sizeof who);
             action_format(&sc->actions[r][i], what, sizeof what);
             rc = fail(err, n, "%s: %s is never received", who, what);
         }
-    if (tr.t0 < 0) tr.t0 = 0;
-    if (trace && !rc)
-        *trace = tr;
-    else
-        sched_trace_free(&tr);
+    if (*t0 < 0) *t0 = 0;
     free(posted);
     free(taken);
     free(stamp);
     free(pc);
     free(clock);
     return rc;
+}
+
+static double unit_time(void *ctx, int r, const Action *a) {
+    (void)r;
+    return action_cost(a, ctx);
+}
+
+int schedule_dry_run(const Schedule *sc, const SchedCost *cost, SendMode mode, SchedTrace *trace, char *err,
+                     size_t n) {
+    static const SchedCost unit = {1, 1, 1, 1};
+    SchedTimer tm = {unit_time, NULL, (void *)(cost ? cost : &unit)};
+    SchedReplay rp;
+    int rc = schedule_replay(sc, &tm, mode, &rp, err, n);
+    if (rc || !trace) {
+        sched_replay_free(&rp);
+        return rc;
+    }
+    /* integer costs add up exactly in double */
+    SchedTrace tr = {.n_ranks = rp.n_ranks, .t0 = (int)rp.t0, .t_end = (int)rp.t_end};
+    tr.start = xcalloc(tr.n_ranks, sizeof(int *));
+    tr.busy = xcalloc(tr.n_ranks, sizeof(int));
+    for (int r = 0; r < tr.n_ranks; r++) {
+        tr.start[r] = xmalloc((sc->n_actions[r] + 1) * sizeof(int));
+        for (int i = 0; i < sc->n_actions[r]; i++) tr.start[r][i] = (int)rp.start[r][i];
+        tr.busy[r] = (int)rp.busy[r];
+    }
+    sched_replay_free(&rp);
+    *trace = tr;
+    return 0;
+}
+
+int schedule_replay(const Schedule *sc, const SchedTimer *tm, SendMode mode, SchedReplay *out, char *err, size_t n) {
+    SchedReplay rp = {.n_ranks = sc->n_ranks};
+    rp.start = xcalloc(sc->n_ranks, sizeof(double *));
+    rp.busy = xcalloc(sc->n_ranks, sizeof(double));
+    for (int r = 0; r < sc->n_ranks; r++) rp.start[r] = xcalloc(sc->n_actions[r] + 1, sizeof(double));
+    int rc = replay(sc, tm, mode, rp.start, rp.busy, &rp.t0, &rp.t_end, err, n);
+    if (rc) sched_replay_free(&rp);
+    *out = rp;
+    return rc;
+}
+
+void sched_replay_free(SchedReplay *rp) {
+    if (rp->start)
+        for (int r = 0; r < rp->n_ranks; r++) free(rp->start[r]);
+    free(rp->start);
+    free(rp->busy);
+    memset(rp, 0, sizeof *rp);
 }
 
 double schedule_bubble_fraction(const Schedule *sc, const SchedCost *cost, double *frac) {
@@ -514,66 +558,3 @@ double schedule_bubble_fraction(const Schedule *sc, const SchedCost *cost, doubl
     return worst;
 }
 
-/* --------------------------------------------------------------- print */
-
-void schedule_print_grid(const Schedule *sc, FILE *f) {
-    SchedTrace tr;
-    char err[1024];
-    if (schedule_dry_run(sc, NULL, SEND_EAGER, &tr, err, sizeof err)) {
-        fprintf(f, "schedule S=%d M=%d A=%d does not run: %s\n", sc->S, sc->M, sc->A, err);
-        return;
-    }
-    int w = 2; /* letter + digits of the largest micro-batch, + a space */
-    for (int m = sc->M - 1; m >= 10; m /= 10) w++;
-    int T = tr.t_end;
-    fprintf(f, "1F1B S=%d M=%d A=%d, unit costs: F/B forward/backward of a micro-batch on a stage, "
-               "A/G augment forward/projection gradients\n", sc->S, sc->M, sc->A);
-    fprintf(f, "%-10s", "t");
-    for (int t = 0; t < T; t++) fprintf(f, " %*d", w, t);
-    fputc('\n', f);
-    char *row = xmalloc((size_t)T * (w + 1) + 1);
-    for (int r = 0; r < sc->n_ranks; r++) {
-        for (int t = 0; t < T; t++) snprintf(row + t * (w + 1), w + 2, " %*s", w, ".");
-        for (int i = 0; i < sc->n_actions[r]; i++) {
-            const Action *a = &sc->actions[r][i];
-            char c = a->kind == ACT_FWD ? 'F' : a->kind == ACT_BWD ? 'B' : a->kind == ACT_AUG_FWD ? 'A'
-                   : a->kind == ACT_AUG_ACCUM ? 'G' : 0;
-            if (!c) continue;
-            int t = tr.start[r][i], c1 = action_cost(sc, r, a, &(SchedCost){1, 1, 1, 1});
-            char cell[16];
-            snprintf(cell, sizeof cell, "%c%d", c, a->mb);
-            for (int u = t; u < t + c1 && u < T; u++) {
-                char tmp[20];
-                snprintf(tmp, sizeof tmp, " %*s", w, cell);
-                memcpy(row + u * (w + 1), tmp, w + 1);
-            }
-        }
-        char label[32];
-        if (r < sc->S)
-            snprintf(label, sizeof label, "stage %d%s", r, sc->has_conn[r] ? "*" : "");
-        else
-            snprintf(label, sizeof label, "aug %d", r - sc->S);
-        fprintf(f, "%-10s%s\n", label, row);
-    }
-    free(row);
-    double *frac = xmalloc(sc->n_ranks * sizeof(double));
-    double b = schedule_bubble_fraction(sc, NULL, frac);
-    fprintf(f, "(* = stage owns a connection) steps %d; anchor bubble %.3f, (S-1)/(M+S-1) = %.3f\n", T - tr.t0, b,
-            (double)(sc->S - 1) / (sc->M + sc->S - 1));
-    free(frac);
-    sched_trace_free(&tr);
-}
-
-void schedule_print_actions(const Schedule *sc, FILE *f) {
-    for (int r = 0; r < sc->n_ranks; r++) {
-        char who[48];
-        rank_name(sc, r, who, sizeof who);
-        fprintf(f, "%s:", who);
-        for (int i = 0; i < sc->n_actions[r]; i++) {
-            char what[64];
-            action_format(&sc->actions[r][i], what, sizeof what);
-            fprintf(f, "%s %s", i % 6 ? "" : "\n ", what);
-        }
-        fputc('\n', f);
-    }
-}

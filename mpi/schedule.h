@@ -115,6 +115,28 @@ void sched_trace_free(SchedTrace *tr);
  * augment ranks this is (S-1)/(M+S-1) on every stage. */
 double schedule_bubble_fraction(const Schedule *sc, const SchedCost *cost, double *frac);
 
+/* Timed replay, the dry run with real times (what calm plan predicts a step
+ * with): compute(ctx, rank, action) is the seconds a compute action takes;
+ * transfer(ctx, rank, action) (NULL: none) the seconds from posting a send
+ * to the message's arrival at its receiver. The dry run is this replay with
+ * integer costs and no transfer time. */
+typedef struct {
+    double (*compute)(void *ctx, int rank, const Action *a);
+    double (*transfer)(void *ctx, int rank, const Action *a);
+    void *ctx;
+} SchedTimer;
+
+typedef struct {
+    int n_ranks;
+    double **start; /* [rank][action] start time */
+    double *busy;   /* [rank] time in compute */
+    double t0, t_end; /* first compute start, last compute end, over all ranks */
+} SchedReplay;
+
+/* 0, or -1 with the reason in err as schedule_dry_run. */
+int schedule_replay(const Schedule *sc, const SchedTimer *tm, SendMode mode, SchedReplay *out, char *err, size_t n);
+void sched_replay_free(SchedReplay *rp);
+
 /* Time-step grid from a unit-cost dry run: one row per rank, one column per
  * time unit, cells "F3" (forward of micro-batch 3), "B3" (backward), "A3"
  * (augment forward), "G3" (augment weight gradients), "." idle. */
@@ -122,6 +144,8 @@ void schedule_print_grid(const Schedule *sc, FILE *f);
 /* Every rank's action list, one action per line. */
 void schedule_print_actions(const Schedule *sc, FILE *f);
 
+/* "stage 1", "aug 0": rank r of the schedule, for messages. */
+void schedule_rank_name(const Schedule *sc, int r, char *buf, size_t n);
 /* "RECV_ACT(m=3, from 0)" and the like. */
 const char *action_kind_name(ActionKind k);
 void action_format(const Action *a, char *buf, size_t n);
