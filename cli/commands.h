@@ -16,6 +16,7 @@ extern Dist g_dist; /* world of one unless started by mpirun / srun */
 int cmd_train(int argc, char **argv);    /* train.c */
 int cmd_compose(int argc, char **argv);  /* compose.c */
 int cmd_eval(int argc, char **argv);     /* eval.c */
+int cmd_plan(int argc, char **argv);     /* plan.c: predict rank layouts' step time and memory */
 int cmd_analyze(int argc, char **argv);  /* analyze.c: CKA between two models' layers */
 int cmd_generate(int argc, char **argv); /* generate.c */
 int cmd_forward(int argc, char **argv);  /* generate.c */

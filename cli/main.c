@@ -12,6 +12,7 @@ static const Subcommand subcommands[] = {
     {"train", cmd_train, "train a byte-level LM (data parallel under mpirun/srun)", 1},
     {"compose", cmd_compose, "train a CALM composition of two frozen models", 1},
     {"analyze", cmd_analyze, "which layers to connect: linear CKA between two models' layers (ScaLAPACK over the ranks)", 1},
+    {"plan", cmd_plan, "predict step time, bubble and memory of every rank layout for a machine", 0},
     {"eval", cmd_eval, "loss / perplexity on text, or exact-match accuracy on a task", 0},
     {"generate", cmd_generate, "continue a prompt (greedy or sampled, KV caches)", 0},
     {"forward", cmd_forward, "write logits for a file as safetensors", 0},

@@ -73,6 +73,13 @@ void calm_blas_init(int threads) {
     calm_log("BLIS kernels: %s (%s), threads: %d", g_arch, why, threads);
 }
 
+void calm_blas_set_threads(int threads) {
+    calm_blas_init(threads);
+    g_threads = threads;
+    bli_thread_set_num_threads(threads);
+    omp_set_num_threads(threads);
+}
+
 int calm_threads(void) { return g_threads > 0 ? g_threads : 1; }
 const char *calm_blas_arch(void) { return g_arch; }
 

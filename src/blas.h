@@ -12,6 +12,8 @@
  * kernel set and thread count once. Must run before any BLIS call. */
 void calm_blas_init(int threads);
 int calm_threads(void);
+/* Change the thread count after calm_blas_init (calm plan measures 1 and 2). */
+void calm_blas_set_threads(int threads);
 const char *calm_blas_arch(void); /* e.g. "skx" */
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, with leading dimensions.

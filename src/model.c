@@ -266,66 +266,75 @@ const ParamInfo *model_param_table(const Model *m, int *n) {
 
 /* ------------------------------------------------------------ activations */
 
-/* One flat allocation, carved in two passes: the first counts, the second
- * assigns pointers. */
+/* The activations of blocks l0..l1-1 (and the head's when head) for [B, T]
+ * in one flat buffer: counted (a == NULL) or carved from a->memory. Returns
+ * the floats. */
+static size_t acts_layout(Activations *a, const ModelConfig *c, int l0, int l1, int head, int B, int T) {
+    const size_t N = (size_t)B * T, C = c->dim, Q = (size_t)c->n_heads * c->head_dim,
+                 KV = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
+                 PT = (size_t)B * c->n_heads * T * T, L = c->n_layers;
+    Activations count_only = {0};
+    Activations *d = a ? a : &count_only;
+    BlockActs none;
+    size_t off = 0;
+#define TAKE(ptr, n)                                     \
+    do {                                                 \
+        if (a) (ptr) = a->memory + off;                  \
+        off += ((size_t)(n) + 15) & ~(size_t)15;         \
+    } while (0)
+    TAKE(d->resid, (L + 1) * N * C);
+    for (size_t l = (size_t)l0; l < (size_t)l1; l++) {
+        BlockActs *b = a ? &a->blocks[l] : &none;
+        TAKE(b->ln1, N * C);
+        TAKE(b->ln1_rstd, N);
+        TAKE(b->q, N * Q);
+        TAKE(b->k, N * KV);
+        TAKE(b->v, N * KV);
+        TAKE(b->probs, PT);
+        TAKE(b->att, N * Q);
+        TAKE(b->mid, N * C);
+        TAKE(b->ln2, N * C);
+        TAKE(b->ln2_rstd, N);
+        TAKE(b->gate, N * F);
+        TAKE(b->up, N * F);
+        TAKE(b->act, N * F);
+    }
+    const size_t NV = head ? N * V : 0; /* only the last part has a head */
+    TAKE(d->lnf, N * C);
+    TAKE(d->lnf_rstd, N);
+    TAKE(d->logits, NV);
+    TAKE(d->losses, N);
+    TAKE(d->dresid, N * C);
+    TAKE(d->dx, N * C);
+    TAKE(d->dq, N * Q);
+    TAKE(d->dk, N * KV);
+    TAKE(d->dv, N * KV);
+    TAKE(d->datt, N * Q);
+    TAKE(d->dprobs, PT);
+    TAKE(d->dgate, N * F);
+    TAKE(d->dup, N * F);
+    TAKE(d->dact, N * F);
+    TAKE(d->dln, N * C);
+    TAKE(d->dlogits, NV);
+#undef TAKE
+    return off;
+}
+
+size_t model_acts_floats(const ModelConfig *c, int l0, int l1, int head, int B, int T) {
+    return acts_layout(NULL, c, l0, l1, head, B, T);
+}
+
+/* One flat allocation, counted and then carved by acts_layout. */
 static void ensure_acts(Model *m, int B, int T) {
     Activations *a = &m->acts;
     if (a->memory && a->B == B && a->T == T) return;
     model_acts_free(a);
-    const ModelConfig *c = &m->cfg;
-    const size_t N = (size_t)B * T, C = c->dim, Q = (size_t)c->n_heads * c->head_dim,
-                 KV = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size,
-                 PT = (size_t)B * c->n_heads * T * T, L = c->n_layers;
     a->B = B;
     a->T = T;
-    a->blocks = xcalloc(L, sizeof(BlockActs));
-    for (int pass = 0; pass < 2; pass++) {
-        size_t off = 0;
-#define TAKE(ptr, n)                                     \
-    do {                                                 \
-        if (pass) (ptr) = a->memory + off;               \
-        off += ((size_t)(n) + 15) & ~(size_t)15;         \
-    } while (0)
-        TAKE(a->resid, (L + 1) * N * C);
-        for (size_t l = (size_t)m->l0; l < (size_t)m->l1; l++) {
-            BlockActs *b = &a->blocks[l];
-            TAKE(b->ln1, N * C);
-            TAKE(b->ln1_rstd, N);
-            TAKE(b->q, N * Q);
-            TAKE(b->k, N * KV);
-            TAKE(b->v, N * KV);
-            TAKE(b->probs, PT);
-            TAKE(b->att, N * Q);
-            TAKE(b->mid, N * C);
-            TAKE(b->ln2, N * C);
-            TAKE(b->ln2_rstd, N);
-            TAKE(b->gate, N * F);
-            TAKE(b->up, N * F);
-            TAKE(b->act, N * F);
-        }
-        const size_t NV = m->has_head ? N * V : 0; /* only the last part has a head */
-        TAKE(a->lnf, N * C);
-        TAKE(a->lnf_rstd, N);
-        TAKE(a->logits, NV);
-        TAKE(a->losses, N);
-        TAKE(a->dresid, N * C);
-        TAKE(a->dx, N * C);
-        TAKE(a->dq, N * Q);
-        TAKE(a->dk, N * KV);
-        TAKE(a->dv, N * KV);
-        TAKE(a->datt, N * Q);
-        TAKE(a->dprobs, PT);
-        TAKE(a->dgate, N * F);
-        TAKE(a->dup, N * F);
-        TAKE(a->dact, N * F);
-        TAKE(a->dln, N * C);
-        TAKE(a->dlogits, NV);
-#undef TAKE
-        if (!pass) {
-            a->numel = off;
-            a->memory = xalloc_floats(off);
-        }
-    }
+    a->blocks = xcalloc((size_t)m->cfg.n_layers, sizeof(BlockActs));
+    a->numel = model_acts_floats(&m->cfg, m->l0, m->l1, m->has_head, B, T);
+    a->memory = xalloc_floats(a->numel);
+    acts_layout(a, &m->cfg, m->l0, m->l1, m->has_head, B, T);
 }
 
 static void add_inplace(float *y, const float *x, size_t n) {

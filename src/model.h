@@ -205,6 +205,10 @@ void model_backward_part(Model *m, const int *targets, const float *weights, flo
 void model_backward(Model *m, const int *targets, const float *weights, GradMode mode, int stop_layer,
                     ResidHook hook, void *hook_ctx);
 
+/* Floats of a part's activations for [B, T] (what model_forward_part
+ * allocates): blocks l0..l1-1, the head's when head. */
+size_t model_acts_floats(const ModelConfig *c, int l0, int l1, int head, int B, int T);
+
 /* Parameter table (names in HF convention). When tied, lm_head is not listed. */
 const ParamInfo *model_param_table(const Model *m, int *n);
 
