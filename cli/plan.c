@@ -19,7 +19,7 @@
 
 typedef struct {
     const char *anchor, *augment, *connections, *costs, *save_costs, *json, *layout;
-    int heads, B, T, top, threads, max_tokens;
+    int heads, B, T, top, threads, max_tokens, burn;
     PlanMachine mc;
     double net_us, net_gbps, shm_us, shm_gbps;
 } PlanOpts;
@@ -149,6 +149,7 @@ static int parse_layout(const char *s, PlanLayout *lo) {
 static int run_plan(const PlanOpts *o) {
     PlanJob job;
     if (load_job(o, &job) != 0) return -1;
+    if (o->burn) plan_burn(&(PlanCalibOpts){&job, o->anchor, o->augment, 1, 1}, job.B);
     PlanMachine mc = o->mc;
     mc.net_alpha = o->net_us * 1e-6, mc.net_beta = o->net_gbps * 1e9 / 8;
     mc.shm_alpha = o->shm_us * 1e-6, mc.shm_beta = o->shm_gbps * 1e9;
@@ -243,6 +244,8 @@ int cmd_plan(int argc, char **argv) {
         {"json", OPT_STR, &o.json, "every prediction as JSON Lines to this file", 1, 0},
         {"threads", OPT_INT, &o.threads, "threads for measuring (0: cores available; 2 also measures scaling)", 0,
          4096},
+        {"burn", OPT_FLAG, &o.burn, "internal: measure micro-batches of --global-batch sequences until killed (the "
+                                    "second process of the side-by-side measurement)", 0, 0},
         OPT_END};
     const Command cmd = {
         "calm plan", "--anchor DIR --augment DIR [--nodes N --cores-per-node C --mem-per-node GB] [options]",

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,21 +22,31 @@
 #include "src/optim.h"
 #include "src/rng.h"
 
-#define MIN_SECONDS 0.2 /* repeat a piece until it has run this long (and 3 times) */
+extern char **environ;
+
+#define MIN_SECONDS 0.2 /* repeat a piece until it has run this long (and 5 times) */
 
 typedef void (*Piece)(void *ctx);
 
-/* Mean seconds of one call after a warm-up call. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median seconds of one call, after a warm-up call, over at least 5 calls
+ * and MIN_SECONDS (3 calls once they have taken 3 s: a block of an 8B
+ * model): single calls vary by 10-20% here, the median by little. */
 static double timed(Piece f, void *ctx) {
     f(ctx);
+    double t[256], start = calm_now();
     int reps = 0;
-    double t0 = calm_now(), t;
     do {
+        double t0 = calm_now();
         f(ctx);
-        reps++;
-        t = calm_now() - t0;
-    } while (reps < 3 || t < MIN_SECONDS);
-    return t / reps;
+        t[reps++] = calm_now() - t0;
+    } while (reps < 256 && (reps < 5 || calm_now() - start < MIN_SECONDS) && (reps < 3 || calm_now() - start < 3));
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    return t[reps / 2];
 }
 
 typedef struct {
@@ -183,20 +194,37 @@ static double sum_layer(const PlanCosts *c) {
     return c->blk_f + c->blk_b + c->head_f + c->head_b + c->xattn_f + c->xattn_b + c->ablk_f + c->proj_f + c->proj_b;
 }
 
+void plan_burn(const PlanCalibOpts *o, int b) {
+    PlanCosts dummy;
+    calm_blas_set_threads(1);
+    for (;;)
+        if (measure(o, b, &dummy) != 0) exit(1);
+}
+
 /* The same pieces on one thread while a second process runs them too, as
- * two one-thread ranks of a node do: what sharing the node costs. Forked
- * before this process has started any thread, so the child may compute. */
+ * two one-thread ranks of a node do: what sharing the node costs. The
+ * second process is this program again (calm plan --burn), started on its
+ * own rather than forked, as a rank would be. */
 static int measure_beside_another(const PlanCalibOpts *o, int b, PlanCosts *pc) {
+    char conn[512], heads[16], batch[16], seq[16], layout[32];
+    compose_format_connections(o->job->cc.conn, o->job->cc.n_conn, conn, sizeof conn);
+    snprintf(heads, sizeof heads, "%d", o->job->cc.n_heads);
+    snprintf(batch, sizeof batch, "%d", b);
+    snprintf(seq, sizeof seq, "%d", o->job->T);
+    snprintf(layout, sizeof layout, "dp,1,1");
+    char *argv[] = {"calm", "plan", "--anchor", (char *)o->anchor_dir, "--augment", (char *)o->augment_dir,
+                    "--connections", conn, "--heads", heads, "--global-batch", batch, "--seq", seq, "--layout", layout,
+                    "--threads", "1", "--burn", NULL};
     fflush(NULL);
-    pid_t child = fork();
-    if (child < 0) return calm_error("plan: fork: cannot start the second process of the measurement");
-    if (child == 0) {
-        PlanCosts dummy = *pc;
-        for (;;) measure(o, b, &dummy); /* until the parent is done */
-    }
-    int rc = measure(o, b, pc);
+    pid_t child;
+    int err = posix_spawn(&child, "/proc/self/exe", NULL, NULL, argv, environ);
+    if (err != 0) return calm_error("plan: cannot start a second copy of calm to measure beside: %s", strerror(err));
+    sleep(1); /* let it load its models and start computing */
+    int rc = measure(o, b, pc), status = 0;
     kill(child, SIGKILL);
-    waitpid(child, NULL, 0);
+    waitpid(child, &status, 0);
+    if (rc == 0 && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+        rc = calm_error("plan: the second copy of calm (plan --burn) ended on its own, status %d", status);
     return rc;
 }
 
@@ -212,8 +240,7 @@ static void log_costs(const PlanCosts *pc, double seconds) {
 int plan_calibrate(const PlanCalibOpts *o, const int *bs, int n, PlanCosts *tab) {
     double *secs = xcalloc((size_t)(n > 0 ? n : 1), sizeof *secs);
     int rc = 0;
-    /* one-thread figures first: the side-by-side measurement forks, which
-     * is safe only before OpenMP has started its threads */
+    /* one-thread figures, alone and beside a second process; then two threads */
     calm_blas_set_threads(1);
     for (int i = 0; i < n && rc == 0; i++) {
         PlanCosts *pc = &tab[i];

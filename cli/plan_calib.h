@@ -19,6 +19,10 @@ typedef struct {
  * process doing the same (share2) and on two threads (eff2). */
 int plan_calibrate(const PlanCalibOpts *o, const int *bs, int n, PlanCosts *tab);
 
+/* Run the measurement of micro-batch b on one thread forever: the second
+ * process the side-by-side measurement starts (calm plan --burn). */
+void plan_burn(const PlanCalibOpts *o, int b) __attribute__((noreturn));
+
 /* The costs as JSON ({"models": what, "blis": ..., "costs": [{"b", "T",
  * "blk_f", ...}]}), written atomically; loading refuses a file measured for
  * other models (what differs) or another sequence length. */

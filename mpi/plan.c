@@ -138,14 +138,15 @@ static int place(const PlanJob *job, const PlanCosts *c, const PlanMachine *mc, 
 
 /* What a rank's threads are worth in one-thread ranks computing alone:
  * threads x the measured 2-thread efficiency; slowed by the ranks beside it
- * on the node in proportion to how busy they are (busy: their mean busy
+ * on the node in proportion to how busy they are (others: their mean busy
  * fraction; share2 is the speed measured beside one fully busy process);
  * and time-sliced when the node's ranks ask for more threads than it has
- * cores (waiting ranks poll, so every rank counts). */
-static double rank_speed(const PlanCosts *c, const PlanMachine *mc, const PlanLayout *lo, int rpn, double busy) {
+ * cores: a waiting rank polls in MPI, so it takes its share of a core
+ * whether it computes or not (see docs/scaling.md for how well this holds). */
+static double rank_speed(const PlanCosts *c, const PlanMachine *mc, const PlanLayout *lo, int rpn, double others) {
     double t = lo->threads, speed = t > 1 ? t * c->eff2 : 1.0;
-    if (rpn > 1) speed *= 1 - (1 - c->share2) * busy;
-    double demand = (double)rpn * lo->threads; /* threads asked of a node's cores */
+    if (rpn > 1) speed *= 1 - (1 - c->share2) * others;
+    double demand = (double)rpn * t; /* threads asked of the node's cores */
     if (demand > mc->cores) speed *= mc->cores / demand;
     return speed;
 }
@@ -256,7 +257,7 @@ static int predict_pipeline(const PlanJob *j, const PlanCosts *c, const PlanMach
     SchedTimer tm = {compute_time, transfer_time, &m};
     double *busy = xmalloc((size_t)(S + A) * sizeof(double));
     for (int k = 0; k < S + A; k++) busy[k] = 1.0;
-    for (int round = 0; round < 6 && rc == 0; round++) {
+    for (int round = 0; round < 8 && rc == 0; round++) {
         double tot = 0;
         for (int k = 0; k < S + A; k++) tot += busy[k];
         for (int k = 0; k < S + A; k++) {
@@ -340,7 +341,7 @@ int plan_predict(const PlanJob *job, const PlanCosts *costs, const PlanMachine *
     if ((S ? predict_pipeline(job, costs, mc, r) : predict_whole(job, costs, mc, r)) != 0) return -1;
     r->tokens_per_s = (double)job->B * job->T / r->step_s;
     if (r->mem_gb * r->ranks_per_node > mc->mem_gb) {
-        refuse(r, PLAN_NO_MEMORY, "%d ranks a node x %.1f GB (the largest, %s) exceed %.0f GB", r->ranks_per_node,
+        refuse(r, PLAN_NO_MEMORY, "%d ranks a node x %.1f GB (the largest, %s) exceed %.3g GB", r->ranks_per_node,
                r->mem_gb, r->mem_rank_role ? "an augment rank" : "an anchor rank", mc->mem_gb);
         return -1;
     }
