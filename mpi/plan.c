@@ -65,6 +65,8 @@ typedef struct {
     const PlanLayout *lo;
     Layout lay;
     double *speed;      /* [S+A] what each rank's threads are worth (rank_speed) */
+    const Schedule *sc;
+    double **dur;       /* [S+A][action]: compute seconds when cores are shared (NULL: fwd, bwd, ...) */
     int rpn;            /* ranks per node */
     int b_min, a_max;   /* lowest connected anchor block, highest augment block */
     double *fwd, *bwd;  /* [S] seconds per micro-batch */
@@ -73,6 +75,7 @@ typedef struct {
 
 static double compute_time(void *ctx, int r, const Action *a) {
     const Model_ *m = ctx;
+    if (m->dur) return m->dur[r][a - m->sc->actions[r]];
     switch (a->kind) {
     case ACT_FWD: return m->fwd[r];
     case ACT_BWD: return m->bwd[r];
@@ -137,18 +140,19 @@ static int place(const PlanJob *job, const PlanCosts *c, const PlanMachine *mc, 
 }
 
 /* What a rank's threads are worth in one-thread ranks computing alone:
- * threads x the measured 2-thread efficiency; slowed by the ranks beside it
+ * threads x the measured 2-thread efficiency, slowed by the ranks beside it
  * on the node in proportion to how busy they are (others: their mean busy
- * fraction; share2 is the speed measured beside one fully busy process);
- * and time-sliced when the node's ranks ask for more threads than it has
- * cores: a waiting rank polls in MPI, so it takes its share of a core
- * whether it computes or not (see docs/scaling.md for how well this holds). */
-static double rank_speed(const PlanCosts *c, const PlanMachine *mc, const PlanLayout *lo, int rpn, double others) {
+ * fraction; share2 is the speed measured beside one fully busy process).
+ * Sharing cores when a node has more threads than cores is not in here:
+ * see oversubscribed(). */
+static double rank_speed(const PlanCosts *c, const PlanLayout *lo, int rpn, double others) {
     double t = lo->threads, speed = t > 1 ? t * c->eff2 : 1.0;
     if (rpn > 1) speed *= 1 - (1 - c->share2) * others;
-    double demand = (double)rpn * t; /* threads asked of the node's cores */
-    if (demand > mc->cores) speed *= mc->cores / demand;
     return speed;
+}
+
+static int oversubscribed(const PlanMachine *mc, const PlanLayout *lo, int rpn) {
+    return (double)rpn * lo->threads > mc->cores;
 }
 
 static void refuse(PlanResult *r, PlanVerdict v, const char *fmt, ...) CALM_PRINTF(3, 4);
@@ -175,7 +179,8 @@ static int predict_whole(const PlanJob *j, const PlanCosts *c, const PlanMachine
         if (j->cc.conn[i].b < bmin) bmin = j->cc.conn[i].b;
         if (j->cc.conn[i].a > amax) amax = j->cc.conn[i].a;
     }
-    double speed = rank_speed(c, mc, lo, r->ranks_per_node, 1.0); /* every rank computes all the time */
+    double speed = rank_speed(c, lo, r->ranks_per_node, 1.0); /* every rank computes all the time */
+    if (oversubscribed(mc, lo, r->ranks_per_node)) speed *= mc->cores / ((double)r->ranks_per_node * lo->threads);
     double t = L * c->blk_f + c->head_f + K * (c->xattn_f + c->proj_f) + (amax + 1) * c->ablk_f +
                (L - 1 - bmin) * c->blk_b + c->head_b + K * (c->xattn_b + c->proj_b);
     r->compute_s = t / speed;
@@ -194,6 +199,90 @@ static int predict_whole(const PlanJob *j, const PlanCosts *c, const PlanMachine
                  16.0 * params;
     r->mem_gb = mem / GB;
     return 0;
+}
+
+/* A node with more threads than cores (3 ranks on 2 cores, say): each
+ * compute action stretches by how many threads compete with it while it
+ * runs. With waiting ranks yielding their core (Open MPI does when it knows
+ * the node is oversubscribed; jobs/scaling sets it), computing threads run
+ * at full speed while they number fewer than the cores, the waiting ranks
+ * sharing the cores left over; once the computing threads fill the cores,
+ * the waiting ranks take a fair share too (a yield gives the core away only
+ * to a task that has waited longer). So at an instant with n computing and
+ * w waiting threads on c cores a computing thread runs at 1 if n < c, else
+ * at c / (n + w). The replay's compute intervals give n over time; each
+ * action's length becomes its one-rank-a-core length times its mean
+ * slowdown over its interval, and the replay runs again until the lengths
+ * settle (damped: half the old length and half the new). The ranks of a
+ * node are replica 0's ranks of that node; a node holding k replicas counts
+ * each of their threads k times. */
+static int share_cores(Model_ *m, const Schedule *sc, const SchedTimer *tm, SchedReplay *rp, char *err, size_t n) {
+    const int R = sc->n_ranks, rpn = m->rpn;
+    const double t = m->lo->threads, cores = m->mc->cores, copies = rpn > R ? (double)rpn / R : 1;
+    double **base = xcalloc((size_t)R, sizeof *base), **dur = xcalloc((size_t)R, sizeof *dur);
+    for (int k = 0; k < R; k++) { /* the lengths with a core a thread, as the replay so far used them */
+        base[k] = xcalloc((size_t)sc->n_actions[k] + 1, sizeof **base);
+        dur[k] = xcalloc((size_t)sc->n_actions[k] + 1, sizeof **dur);
+        for (int i = 0; i < sc->n_actions[k]; i++) base[k][i] = dur[k][i] = compute_time(m, k, &sc->actions[k][i]);
+    }
+    m->dur = dur;
+    int rc = 0;
+    size_t cap = 2;
+    for (int k = 0; k < R; k++) cap += 2 * (size_t)sc->n_actions[k];
+    double *cut = xmalloc(cap * sizeof *cut);
+    for (int round = 0; round < 80 && rc == 0; round++) {
+        double change = 0;
+        for (int k = 0; k < R; k++) {
+            int node = rpn >= R ? 0 : k / rpn;
+            for (int i = 0; i < sc->n_actions[k]; i++) {
+                if (base[k][i] <= 0) continue;
+                double s0 = rp->start[k][i], e0 = s0 + dur[k][i], slow = 0;
+                int nc = 0;
+                cut[nc++] = s0, cut[nc++] = e0;
+                for (int q = 0; q < R; q++) { /* where the count of computing ranks can change */
+                    if ((rpn >= R ? 0 : q / rpn) != node) continue;
+                    for (int p = 0; p < sc->n_actions[q]; p++) {
+                        if (base[q][p] <= 0) continue;
+                        double a = rp->start[q][p], b = a + dur[q][p];
+                        if (a > s0 && a < e0) cut[nc++] = a;
+                        if (b > s0 && b < e0) cut[nc++] = b;
+                    }
+                }
+                for (int x = 1; x < nc; x++) /* few cuts: insertion sort */
+                    for (int y = x; y > 0 && cut[y] < cut[y - 1]; y--) {
+                        double tmp = cut[y];
+                        cut[y] = cut[y - 1], cut[y - 1] = tmp;
+                    }
+                for (int x = 0; x + 1 < nc; x++) {
+                    double len = cut[x + 1] - cut[x], mid = 0.5 * (cut[x] + cut[x + 1]);
+                    if (len <= 0) continue;
+                    int computing = 0, ranks = 0;
+                    for (int q = 0; q < R; q++) {
+                        if ((rpn >= R ? 0 : q / rpn) != node) continue;
+                        ranks++;
+                        for (int p = 0; p < sc->n_actions[q]; p++)
+                            if (base[q][p] > 0 && rp->start[q][p] <= mid && mid < rp->start[q][p] + dur[q][p]) {
+                                computing++;
+                                break;
+                            }
+                    }
+                    double need = computing * t * copies, waiting = (ranks - computing) * copies;
+                    slow += len * (need < cores ? 1.0 : (need + waiting) / cores);
+                }
+                double want = base[k][i] * slow / (e0 - s0), next = 0.5 * (dur[k][i] + want);
+                double d = fabs(next - dur[k][i]) / dur[k][i];
+                if (d > change) change = d;
+                dur[k][i] = next;
+            }
+        }
+        sched_replay_free(rp);
+        rc = schedule_replay(sc, tm, SEND_EAGER, rp, err, n);
+        if (change < 1e-9) break;
+    }
+    free(cut);
+    for (int k = 0; k < R; k++) free(base[k]);
+    free(base);
+    return rc;
 }
 
 /* Pipeline: stage costs, the schedule replayed, then the reductions. */
@@ -262,7 +351,7 @@ static int predict_pipeline(const PlanJob *j, const PlanCosts *c, const PlanMach
         for (int k = 0; k < S + A; k++) tot += busy[k];
         for (int k = 0; k < S + A; k++) {
             double others = S + A > 1 ? (tot - busy[k]) / (S + A - 1) : 0;
-            m.speed[k] = rank_speed(c, mc, lo, r->ranks_per_node, others);
+            m.speed[k] = rank_speed(c, lo, r->ranks_per_node, others);
         }
         for (int s = 0; s < S; s++) m.fwd[s] = f1[s] / m.speed[s], m.bwd[s] = b1[s] / m.speed[s];
         m.aug_fwd = af1 / m.speed[S], m.aug_accum = aa1 / m.speed[S];
@@ -270,6 +359,8 @@ static int predict_pipeline(const PlanJob *j, const PlanCosts *c, const PlanMach
         rc = schedule_replay(&sc, &tm, SEND_EAGER, &rp, err, sizeof err);
         for (int k = 0; k < S + A && rc == 0; k++) busy[k] = rp.t_end > 0 ? rp.busy[k] / rp.t_end : 0;
     }
+    m.sc = &sc;
+    if (rc == 0 && oversubscribed(mc, lo, r->ranks_per_node)) rc = share_cores(&m, &sc, &tm, &rp, err, sizeof err);
     if (rc == 0) {
         double span = rp.t_end, most = 0, slowest = m.speed[0];
         r->bubble = 0;
@@ -301,6 +392,9 @@ static int predict_pipeline(const PlanJob *j, const PlanCosts *c, const PlanMach
     free(b1);
     if (sc.actions) schedule_free(&sc);
     r->mem_gb = worst_mem / GB;
+    if (m.dur)
+        for (int k = 0; k < S + A; k++) free(m.dur[k]);
+    free(m.dur);
     free(m.fwd);
     free(m.bwd);
     free(m.speed);

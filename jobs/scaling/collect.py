@@ -202,7 +202,7 @@ def plots(rows, out):
         gp += [f'set output "{pdir}/{sweep}.png"',
                f'set title "{sweep}: tokens/s per layout, {what} (label: name (ranks x threads))"',
                'set xlabel ""', 'set ylabel "tokens/s"', "unset logscale", f"set xrange [-0.5:{len(rs) - 0.5}]", "set yrange [0:*]",
-               "set xtics rotate by -30", "set key top left",
+               "set xtics rotate by -30", "set key bottom right opaque box",
                f'plot "{pdir}/{sweep}.dat" using 0:2:xtic(1) with linespoints pt 7 title "predicted (calm plan)", '
                '"" using 0:3 with linespoints pt 5 title "measured"']
     bub = [r for r in ok if r["sweep"] == "bubble" and r["S"] > 0]
@@ -251,7 +251,7 @@ def plots(rows, out):
         gp += [f'set output "{pdir}/pred_vs_meas.png"', "set size ratio -1",
                'set title "Step time: calm plan against the measured runs"', 'set xlabel "measured step s"',
                'set ylabel "predicted step s"', "set logscale xy", f"set xrange [{lo:.6g}:{hi:.6g}]",
-               f"set yrange [{lo:.6g}:{hi:.6g}]", "set xtics norotate", "set key outside right top", "set samples 200",
+               f"set yrange [{lo:.6g}:{hi:.6g}]", "set xtics norotate", "set key top left opaque box", "set samples 200",
                "plot " + ", ".join(plot)]
     write_atomic(f"{pdir}/plots.gp", "\n".join(gp) + "\n")
     if not pngs:
