@@ -29,6 +29,9 @@ timeout 300 jobs/scaling/run.sh --sweep "$tmp/tiny.tsv" --out "$tmp/out" --prese
   --max-calib-tokens 32 >"$tmp/run.log" 2>&1 || fail "jobs/scaling/run.sh exited $?"
 grep "^\[scaling" "$tmp/run.log"
 [[ -s $tmp/out/results.md ]] || fail "no results.md"
+if command -v gnuplot >/dev/null; then
+  [[ -s $tmp/out/plots/pred_vs_meas.png ]] || fail "gnuplot is here but no plots/pred_vs_meas.png"
+fi
 /usr/bin/python3 - "$tmp/out/results.jsonl" <<'PY' || fail "results.jsonl"
 import json, sys
 rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
