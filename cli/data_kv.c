@@ -1,6 +1,8 @@
 /* cmd_data.c: `calm data kv` — the key-value arithmetic data of CALM §4.1.
  *
- * A table maps random lowercase keys (2-6 letters) to distinct integers.
+ * A table maps random lowercase keys (2-6 letters) to distinct integers
+ * (or, with --repeat-values, integers drawn with repetition, so that the
+ * composition's keys can carry every value: the paper's design).
  * Expressions combine 3-6 operands with + - x (configurable). Three tasks:
  *   KV-SUBS   "abc+de-fgh="  ->  "12+7-33"   (keys replaced by their values)
  *   KV-MATH   "abc+de-fgh="  ->  "-14"       (keys -> result)
@@ -10,7 +12,7 @@
  * after a key and the operator (or "=") that follows it, answered by that
  * key's value ("abc+de-" -> "7"), so that mA computes each value at the
  * position after its key in KV-MATH prompts, where the composition reads it.
- * The composition set uses a random 20% of the keys; the
+ * The composition set uses a random 20% of the keys (or --compose-keys); the
  * KV evaluation sets use only expressions whose keys all lie outside it, so a
  * composed model can only answer them through mA's memory of the table.
  * Evaluation expressions never occur in any training file. */
@@ -30,6 +32,8 @@ typedef struct {
     const char *ops;
     int reverse; /* results written least-significant digit first */
     double compose_frac;
+    int compose_keys;  /* composition keys (0: compose_frac of them) */
+    int repeat_values; /* values drawn with repetition; the composition keys then cover the values first */
     double lookup_numbers; /* KV-LOOKUP: share of operands that are numbers */
     double lookup_reversed; /* KV-LOOKUP: share of answers written last digit first */
     Rng rng;
@@ -76,22 +80,30 @@ static int seen_contains(const Kv *kv, uint64_t h) {
     return 0;
 }
 
+static int kv_compose_count(const Kv *kv) {
+    int n = kv->compose_keys ? kv->compose_keys : (int)(kv->compose_frac * kv->n_keys + 0.5);
+    return n < 1 ? 1 : n;
+}
+
 static void make_table(Kv *kv) {
     int range = kv->hi - kv->lo + 1;
     kv->keys = xcalloc((size_t)kv->n_keys, sizeof *kv->keys);
     kv->values = xcalloc((size_t)kv->n_keys, sizeof(int));
     kv->in_compose = xcalloc((size_t)kv->n_keys, 1);
-    /* distinct values: a partial Fisher-Yates shuffle of [lo, hi] */
-    int *pool = xmalloc((size_t)range * sizeof(int));
-    for (int i = 0; i < range; i++) pool[i] = kv->lo + i;
-    for (int i = 0; i < kv->n_keys; i++) {
-        int j = i + (int)rng_below(&kv->rng, (uint64_t)(range - i));
-        int t = pool[i];
-        pool[i] = pool[j];
-        pool[j] = t;
-        kv->values[i] = pool[i];
+    if (kv->repeat_values) /* any value, as often as it comes */
+        for (int i = 0; i < kv->n_keys; i++) kv->values[i] = kv->lo + (int)rng_below(&kv->rng, (uint64_t)range);
+    else { /* distinct values: a partial Fisher-Yates shuffle of [lo, hi] */
+        int *pool = xmalloc((size_t)range * sizeof(int));
+        for (int i = 0; i < range; i++) pool[i] = kv->lo + i;
+        for (int i = 0; i < kv->n_keys; i++) {
+            int j = i + (int)rng_below(&kv->rng, (uint64_t)(range - i));
+            int t = pool[i];
+            pool[i] = pool[j];
+            pool[j] = t;
+            kv->values[i] = pool[i];
+        }
+        free(pool);
     }
-    free(pool);
     /* distinct keys of 2-6 letters */
     for (int i = 0; i < kv->n_keys; i++) {
         for (;;) {
@@ -103,9 +115,24 @@ static void make_table(Kv *kv) {
             if (!dup) break;
         }
     }
-    int n_comp = (int)(kv->compose_frac * kv->n_keys + 0.5);
-    if (n_comp < 1) n_comp = 1;
-    for (int chosen = 0; chosen < n_comp;) {
+    int n_comp = kv_compose_count(kv), chosen = 0;
+    if (kv->repeat_values) { /* first one key of each value, values in random order, while keys last */
+        int *order = xmalloc((size_t)range * sizeof(int));
+        for (int i = 0; i < range; i++) order[i] = i;
+        for (int i = range - 1; i > 0; i--) {
+            int j = (int)rng_below(&kv->rng, (uint64_t)i + 1), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (int i = 0; i < range && chosen < n_comp; i++) {
+            int with = 0, pick = -1; /* reservoir: a random key holding this value */
+            for (int k = 0; k < kv->n_keys; k++)
+                if (kv->values[k] == kv->lo + order[i] && rng_below(&kv->rng, (uint64_t)++with) == 0) pick = k;
+            if (pick >= 0) kv->in_compose[pick] = 1, chosen++;
+        }
+        free(order);
+    }
+    while (chosen < n_comp) {
         int k = (int)rng_below(&kv->rng, (uint64_t)kv->n_keys);
         if (!kv->in_compose[k]) kv->in_compose[k] = 1, chosen++;
     }
@@ -266,15 +293,21 @@ static int parse_range(const char *s, int *lo, int *hi, const char *what) {
 
 int cmd_data_kv(int argc, char **argv) {
     const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
-    int n_keys = 500, reverse = 0;
+    int n_keys = 500, reverse = 0, repeat = 0, n_ckeys = 0;
     long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500, n_lookup = 0, n_cnum = 0;
     float frac = 0.2f, lookup_numbers = 0.0f, lookup_reversed = 0.0f;
     const Opt opts[] = {{"out", OPT_STR, &out, "directory to write", 1, 0},
                         {"keys", OPT_INT, &n_keys, "keys in the table", 1, 1 << 20},
-                        {"values", OPT_STR, &values, "value range LO:HI (values are distinct)", 1, 0},
+                        {"values", OPT_STR, &values, "value range LO:HI (values are distinct unless --repeat-values)",
+                         1, 0},
+                        {"repeat-values", OPT_FLAG, &repeat, "draw values with repetition, so keys may outnumber "
+                                                             "values; the composition keys are chosen to cover "
+                                                             "every value first", 0, 0},
                         {"operands", OPT_STR, &operands, "operands per expression MIN:MAX", 1, 0},
                         {"ops", OPT_STR, &ops, "operators to use, from + - *", 1, 0},
                         {"compose-frac", OPT_FLOAT, &frac, "share of keys the composition data may use", 0.01, 0.99},
+                        {"compose-keys", OPT_INT, &n_ckeys, "number of keys the composition data may use (0: "
+                                                            "--compose-frac of them)", 0, 1 << 20},
                         {"augment-examples", OPT_LONG, &n_a, "KV-SUBS examples for mA (all keys)", 1, 1e9},
                         {"anchor-examples", OPT_LONG, &n_b, "NUM-MATH examples for mB", 1, 1e9},
                         {"compose-examples", OPT_LONG, &n_c, "composition examples (composition keys only)", 1, 1e9},
@@ -311,6 +344,8 @@ int cmd_data_kv(int argc, char **argv) {
     kv.n_keys = n_keys;
     kv.ops = ops;
     kv.compose_frac = frac;
+    kv.compose_keys = n_ckeys;
+    kv.repeat_values = repeat;
     kv.lookup_numbers = lookup_numbers;
     kv.lookup_reversed = lookup_reversed;
     kv.reverse = reverse;
@@ -324,8 +359,13 @@ int cmd_data_kv(int argc, char **argv) {
         fprintf(stderr, "calm data kv: --ops takes characters from '+-*'\n");
         return 2;
     }
-    if ((long)kv.hi - kv.lo + 1 < n_keys) {
-        fprintf(stderr, "calm data kv: %d keys need at least %d distinct values (--values %s)\n", n_keys, n_keys, values);
+    if (n_ckeys >= n_keys) {
+        fprintf(stderr, "calm data kv: --compose-keys %d leaves no held-out key of the %d (--keys)\n", n_ckeys, n_keys);
+        return 2;
+    }
+    if (!repeat && (long)kv.hi - kv.lo + 1 < n_keys) {
+        fprintf(stderr, "calm data kv: %d keys need at least %d distinct values (--values %s), or --repeat-values\n",
+                n_keys, n_keys, values);
         return 2;
     }
     rng_seed(&kv.rng, (uint64_t)seed, 0xd47a);
@@ -355,7 +395,7 @@ int cmd_data_kv(int argc, char **argv) {
     if (calm_write_atomic(tpath, bufs, &len, 1) != 0) cli_fail("data kv");
     free(table);
     calm_log("wrote %s: %d keys (%d for composition), values %d..%d, %d-%d operands, ops '%s'", out, n_keys,
-             (int)(frac * n_keys + 0.5), kv.lo, kv.hi, kv.min_operands, kv.max_operands, ops);
+             kv_compose_count(&kv), kv.lo, kv.hi, kv.min_operands, kv.max_operands, ops);
     free(tpath);
     free(kv.keys);
     free(kv.values);

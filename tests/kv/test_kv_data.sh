@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # calm data kv: the table and the sets keep the experiment's promises.
 #   - keys are distinct, 2-6 lowercase letters; values distinct, in range
+#     (--repeat-values: repeated, and --compose-keys N composition keys that
+#     carry every value)
 #   - composition sets use only composition keys; KV evaluation sets only the others
 #   - targets are right: KV-SUBS the values, KV-MATH / NUM-MATH the result,
 #     KV-LOOKUP the value of the last operand before the cut (a number stands
@@ -73,4 +75,35 @@ for n in ("eval_kv_subs", "eval_kv_math", "eval_num_math"):
     assert not any(ex["prompt"] in train for ex in sets[n]), n
     assert len({ex["prompt"] for ex in sets[n]}) == len(sets[n]), n
 print("kv data ok:", {n: len(e) for n, e in sets.items()})
+PY
+
+# --repeat-values: more keys than values; --compose-keys N keys for the
+# composition, chosen to carry every value first; targets still right, the
+# split still held. Without --repeat-values the same table is refused.
+"$calm" data kv --out "$out/rep" --seed 3 --keys 120 --values 0:9 --repeat-values --compose-keys 12 --operands 2:3 \
+  --ops "+-" --augment-examples 300 --anchor-examples 100 --compose-examples 100 --eval-examples 50 2>/dev/null ||
+  die "--repeat-values refused"
+if "$calm" data kv --out "$out/norep" --keys 120 --values 0:9 2>"$out/norep.err"; then
+  die "120 distinct values of 0:9 accepted"
+fi
+grep -q "repeat-values" "$out/norep.err" || die "the refusal does not name --repeat-values: $(cat "$out/norep.err")"
+if "$calm" data kv --out "$out/allc" --keys 10 --values 0:9 --compose-keys 10 2>"$out/allc.err"; then
+  die "--compose-keys 10 of 10 keys accepted"
+fi
+/usr/bin/python3 - "$out/rep" <<'PY'
+import json, re, sys
+d = sys.argv[1]
+rows = [l.rstrip("\n").split("\t") for l in open(f"{d}/table.tsv")][1:]
+val = {k: int(v) for k, v, _ in rows}
+comp = {k for k, _, c in rows if c == "1"}
+assert len(val) == 120 and all(0 <= v <= 9 for v in val.values()), "120 keys with values in 0..9"
+assert len(comp) == 12, len(comp)
+assert {val[k] for k in comp} == set(range(10)), ("composition keys do not cover every value", sorted(val[k] for k in comp))
+for name, pool in (("compose_kv_math", comp), ("eval_kv_math", set(val) - comp)):
+    for l in open(f"{d}/{name}.jsonl"):
+        ex = json.loads(l)
+        terms = re.split(r"([-+])", ex["prompt"][:-1])
+        assert all(t in pool for t in terms[::2]), (name, ex)
+        assert str(eval("".join(t if t in "+-" else str(val[t]) for t in terms))) == ex["target"], ex
+print("repeat-values ok: 120 keys over 10 values, 12 composition keys carry all 10")
 PY
