@@ -1,6 +1,7 @@
 /* cmd_data.c: `calm data kv` — the key-value arithmetic data of CALM §4.1.
  *
- * A table maps random lowercase keys (2-6 letters) to distinct integers
+ * A table maps random lowercase keys (2-6 letters; with --one-token-keys
+ * single characters) to distinct integers
  * (or, with --repeat-values, integers drawn with repetition, so that the
  * composition's keys can carry every value: the paper's design).
  * Expressions combine 3-6 operands with + - x (configurable). Three tasks:
@@ -34,6 +35,7 @@ typedef struct {
     double compose_frac;
     int compose_keys;  /* composition keys (0: compose_frac of them) */
     int repeat_values; /* values drawn with repetition; the composition keys then cover the values first */
+    int one_char;      /* keys are single characters (one token of the byte tokenizer) */
     double lookup_numbers; /* KV-LOOKUP: share of operands that are numbers */
     double lookup_reversed; /* KV-LOOKUP: share of answers written last digit first */
     Rng rng;
@@ -80,6 +82,11 @@ static int seen_contains(const Kv *kv, uint64_t h) {
     return 0;
 }
 
+/* One-character keys: printable ASCII that is not a digit, an operator, '=',
+ * the KV-SUBS prefix "s:" or a character JSON would escape. */
+static const char KEY_CHARS[] = "abcdefghijklmnopqrtuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&'()<>?@[]^_`{|}~,.;/";
+#define N_KEY_CHARS ((int)sizeof KEY_CHARS - 1)
+
 static int kv_compose_count(const Kv *kv) {
     int n = kv->compose_keys ? kv->compose_keys : (int)(kv->compose_frac * kv->n_keys + 0.5);
     return n < 1 ? 1 : n;
@@ -90,9 +97,10 @@ static void make_table(Kv *kv) {
     kv->keys = xcalloc((size_t)kv->n_keys, sizeof *kv->keys);
     kv->values = xcalloc((size_t)kv->n_keys, sizeof(int));
     kv->in_compose = xcalloc((size_t)kv->n_keys, 1);
-    if (kv->repeat_values) /* any value, as often as it comes */
-        for (int i = 0; i < kv->n_keys; i++) kv->values[i] = kv->lo + (int)rng_below(&kv->rng, (uint64_t)range);
-    else { /* distinct values: a partial Fisher-Yates shuffle of [lo, hi] */
+    if (kv->repeat_values) { /* every value once while keys last (keys are random, so any order will do), then any */
+        for (int i = 0; i < kv->n_keys; i++)
+            kv->values[i] = kv->lo + (i < range ? i : (int)rng_below(&kv->rng, (uint64_t)range));
+    } else { /* distinct values: a partial Fisher-Yates shuffle of [lo, hi] */
         int *pool = xmalloc((size_t)range * sizeof(int));
         for (int i = 0; i < range; i++) pool[i] = kv->lo + i;
         for (int i = 0; i < kv->n_keys; i++) {
@@ -104,8 +112,20 @@ static void make_table(Kv *kv) {
         }
         free(pool);
     }
+    if (kv->one_char) { /* distinct single characters: a partial shuffle of KEY_CHARS */
+        char pool[N_KEY_CHARS];
+        memcpy(pool, KEY_CHARS, N_KEY_CHARS);
+        for (int i = 0; i < kv->n_keys; i++) {
+            int j = i + (int)rng_below(&kv->rng, (uint64_t)(N_KEY_CHARS - i));
+            char t = pool[i];
+            pool[i] = pool[j];
+            pool[j] = t;
+            kv->keys[i][0] = pool[i];
+            kv->keys[i][1] = 0;
+        }
+    }
     /* distinct keys of 2-6 letters */
-    for (int i = 0; i < kv->n_keys; i++) {
+    for (int i = 0; i < kv->n_keys && !kv->one_char; i++) {
         for (;;) {
             int len = 2 + (int)rng_below(&kv->rng, 5);
             for (int c = 0; c < len; c++) kv->keys[i][c] = (char)('a' + rng_below(&kv->rng, 26));
@@ -293,18 +313,22 @@ static int parse_range(const char *s, int *lo, int *hi, const char *what) {
 
 int cmd_data_kv(int argc, char **argv) {
     const char *out = NULL, *ops = "+-*", *operands = "3:6", *values = "0:999";
-    int n_keys = 500, reverse = 0, repeat = 0, n_ckeys = 0;
+    int n_keys = 500, reverse = 0, repeat = 0, n_ckeys = 0, one_char = 0;
     long seed = 1, n_a = 20000, n_b = 20000, n_c = 5000, n_eval = 500, n_lookup = 0, n_cnum = 0;
     float frac = 0.2f, lookup_numbers = 0.0f, lookup_reversed = 0.0f;
     const Opt opts[] = {{"out", OPT_STR, &out, "directory to write", 1, 0},
                         {"keys", OPT_INT, &n_keys, "keys in the table", 1, 1 << 20},
                         {"values", OPT_STR, &values, "value range LO:HI (values are distinct unless --repeat-values)",
                          1, 0},
-                        {"repeat-values", OPT_FLAG, &repeat, "draw values with repetition, so keys may outnumber "
-                                                             "values; the composition keys are chosen to cover "
-                                                             "every value first", 0, 0},
+                        {"repeat-values", OPT_FLAG, &repeat, "let values repeat, so keys may outnumber values: every "
+                                                             "value once (while keys last), the other keys any; the "
+                                                             "composition keys are chosen to cover every value first",
+                         0, 0},
                         {"operands", OPT_STR, &operands, "operands per expression MIN:MAX", 1, 0},
                         {"ops", OPT_STR, &ops, "operators to use, from + - *", 1, 0},
+                        {"one-token-keys", OPT_FLAG, &one_char, "keys are single characters (one token each for the "
+                                                                "byte tokenizer; at most 76: letters but s, and "
+                                                                "punctuation)", 0, 0},
                         {"compose-frac", OPT_FLOAT, &frac, "share of keys the composition data may use", 0.01, 0.99},
                         {"compose-keys", OPT_INT, &n_ckeys, "number of keys the composition data may use (0: "
                                                             "--compose-frac of them)", 0, 1 << 20},
@@ -346,6 +370,12 @@ int cmd_data_kv(int argc, char **argv) {
     kv.compose_frac = frac;
     kv.compose_keys = n_ckeys;
     kv.repeat_values = repeat;
+    kv.one_char = one_char;
+    if (one_char && n_keys > N_KEY_CHARS) {
+        fprintf(stderr, "calm data kv: --one-token-keys has %d characters to use, not %d (--keys)\n", N_KEY_CHARS,
+                n_keys);
+        return 2;
+    }
     kv.lookup_numbers = lookup_numbers;
     kv.lookup_reversed = lookup_reversed;
     kv.reverse = reverse;

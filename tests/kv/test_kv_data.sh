@@ -107,3 +107,28 @@ for name, pool in (("compose_kv_math", comp), ("eval_kv_math", set(val) - comp))
         assert str(eval("".join(t if t in "+-" else str(val[t]) for t in terms))) == ex["target"], ex
 print("repeat-values ok: 120 keys over 10 values, 12 composition keys carry all 10")
 PY
+
+# --one-token-keys: single characters, none a digit, operator, '=', 's', ':'
+# or a character JSON escapes; more than the 76 there are is refused.
+"$calm" data kv --out "$out/one" --seed 5 --keys 76 --values 0:49 --repeat-values --compose-keys 50 --one-token-keys \
+  --operands 3:3 --ops "+-" --augment-examples 300 --anchor-examples 100 --compose-examples 100 --eval-examples 50 \
+  2>/dev/null || die "--one-token-keys refused"
+if "$calm" data kv --out "$out/one77" --keys 77 --values 0:99 --one-token-keys 2>"$out/one77.err"; then
+  die "77 one-character keys accepted"
+fi
+/usr/bin/python3 - "$out/one" <<'PY'
+import json, re, sys
+d = sys.argv[1]
+rows = [l.rstrip("\n").split("\t") for l in open(f"{d}/table.tsv")][1:]
+val = {k: int(v) for k, v, _ in rows}
+comp = {k for k, _, c in rows if c == "1"}
+assert len(val) == 76 and all(len(k) == 1 for k in val), "76 one-character keys"
+assert not any(k.isdigit() or k in "+-*=:s\"\\" for k in val), sorted(val)
+assert {val[k] for k in comp} == set(range(50)), "the 50 composition keys carry the 50 values"
+for l in open(f"{d}/eval_kv_math.jsonl"):
+    ex = json.loads(l)
+    terms = re.split(r"([-+])", ex["prompt"][:-1])
+    assert len(terms) == 5 and all(t in val and t not in comp for t in terms[::2]), ex
+    assert str(eval("".join(t if t in "+-" else str(val[t]) for t in terms))) == ex["target"], ex
+print("one-token keys ok: 76 keys, 50 composition keys over all 50 values")
+PY
