@@ -157,7 +157,11 @@ static int run_plan(const PlanOpts *o) {
     if (o->layout && parse_layout(o->layout, &one) != 0) return -1;
     int bs[256], nb;
     if (o->layout) {
-        bs[0] = job.B / (one.R * (one.S ? one.M : 1));
+        int parts = one.R * (one.S ? one.M : 1);
+        if (job.B % parts) /* before spending a measurement on it */
+            return calm_error("--layout %s: batch %d is not divisible by %d replicas x %d micro-batches", o->layout,
+                              job.B, one.R, one.S ? one.M : 1);
+        bs[0] = job.B / parts;
         nb = 1;
     } else
         nb = plan_micro_batches(&job, &mc, bs, 256);

@@ -139,5 +139,17 @@ expect_rc 1 "--seq-len longer than the store's" "$calm" train --out "$tmp/x" --d
 expect_err "exceeds the store's sample length 32" "--seq-len longer than the store's"
 expect_rc 1 "--data not a store" "$calm" train --out "$tmp/x" --data "$tmp/corpus" --seq-len 32 --steps 1
 
+# calm plan: its refusals name what is wrong (the model itself: ctest plan)
+expect_rc 2 "plan without models" "$calm" plan --nodes 2
+expect_rc 1 "plan: bad --layout" "$calm" plan --anchor "$tmp/ms" --augment "$tmp/ms" --layout 3,x --threads 1
+expect_err "give S,A,R,M" "plan: bad --layout"
+echo '{"models": "other", "costs": []}' >"$tmp/costs.json"
+expect_rc 1 "plan: a costs file without costs" "$calm" plan --anchor "$tmp/ms" --augment "$tmp/ms" \
+  --costs "$tmp/costs.json" --threads 1
+expect_err "not a calm plan costs file" "plan: a costs file without costs"
+expect_rc 1 "plan: a layout that does not divide the batch" "$calm" plan --anchor "$tmp/ms" --augment "$tmp/ms" \
+  --global-batch 6 --seq 32 --layout dp,4,1 --threads 1
+expect_err "not divisible" "plan: a layout that does not divide the batch"
+
 echo "$passes passed, $failures failed"
 finish
