@@ -15,15 +15,13 @@
 # Output: OUT/results.jsonl and OUT/results.md.
 # Usage: jobs/kv/experiments/coverage.sh [--design letters|onetoken|all] [--out DIR] [--threads N]
 #                                        [--steps-a-letters N] [--steps-a-onetoken N] [--steps-b N] [--steps-c N]
-#                                        [--lr-c LR] [--operands MIN:MAX]
+#                                        [--lr-c LR]
 # --lr-c: the compositions' learning rate, 3e-4. The small preset's 3e-3
 # wrecks these compositions (mA over 500 keys): loss 1.55 and mB's NUM-MATH
 # 0.02 after 100 steps, where 3e-4 reaches 0.82 and keeps 0.64 at 300 steps.
-# --operands: 3:3 (the small preset's); 2:2 is the issue's two-operand variant
-# (mB then learns two-operand NUM-MATH: use another --out).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-design=all out=$root/runs/kv-coverage threads=2 steps_al=8000 steps_ao=3000 steps_b=6000 steps_c=1500 clr=3e-4 operands=3:3
+design=all out=$root/runs/kv-coverage threads=2 steps_al=8000 steps_ao=3000 steps_b=6000 steps_c=1500 clr=3e-4
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --design) design=$2; shift 2 ;;
@@ -34,8 +32,7 @@ while [[ $# -gt 0 ]]; do
     --steps-b) steps_b=$2; shift 2 ;;
     --steps-c) steps_c=$2; shift 2 ;;
     --lr-c) clr=$2; shift 2 ;;
-    --operands) operands=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "coverage.sh: unknown argument '$1' (--help)" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +41,7 @@ calm=${CALM_BIN:-$root/build/calm}
 [[ -x $calm ]] || { echo "coverage.sh: build calm first (jobs/build.sh)" >&2; exit 1; }
 mkdir -p "$out"
 log() { echo "== $(date +%H:%M:%S) $*"; }
-common_data=(--values 0:49 --repeat-values --operands "$operands" --ops "+-" --lookup-numbers 0.3 --lookup-reversed 0.5
+common_data=(--values 0:49 --repeat-values --operands 3:3 --ops "+-" --lookup-numbers 0.3 --lookup-reversed 0.5
              --anchor-examples 100000 --compose-examples 3000 --compose-num-math 3000 --eval-examples 300 --seed 1)
 A=(--dim 128 --layers 4 --heads 4) B=(--dim 128 --layers 4 --heads 4)
 seq=40 # the longest example: "s:", 3 operands of 6 letters, 2 operators, "=", "49+49-49", BOS and EOS: 33
