@@ -32,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     --steps-b) steps_b=$2; shift 2 ;;
     --steps-c) steps_c=$2; shift 2 ;;
     --lr-c) clr=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "coverage.sh: unknown argument '$1' (--help)" >&2; exit 2 ;;
   esac
 done
