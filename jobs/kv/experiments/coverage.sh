@@ -10,8 +10,10 @@
 # One mB (NUM-MATH, as the small preset) serves both; one mA per design
 # learns KV-SUBS and KV-LOOKUP over all its keys (its KV sets do not depend on
 # N). Each N: a composition on KV-MATH of its N keys plus as many NUM-MATH
-# (small preset settings), scored on held-out KV-MATH and NUM-MATH; controls
-# at the largest N: mA alone, mB alone, the composition with a random mA.
+# (small preset settings), scored on held-out KV-MATH and NUM-MATH and on 200
+# of its own training expressions, with the
+# controls on the same sets: mA alone, mB alone, the composition with a
+# random mA.
 # Output: OUT/results.jsonl and OUT/results.md.
 # Usage: jobs/kv/experiments/coverage.sh [--design letters|onetoken|all] [--out DIR] [--threads N]
 #                                        [--steps-a-letters N] [--steps-a-onetoken N] [--steps-b N] [--steps-c N]
@@ -32,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --steps-b) steps_b=$2; shift 2 ;;
     --steps-c) steps_c=$2; shift 2 ;;
     --lr-c) clr=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "coverage.sh: unknown argument '$1' (--help)" >&2; exit 2 ;;
   esac
 done
@@ -96,8 +98,7 @@ run_design() { # run_design NAME KEYS STEPS_A N... (keys flags come from the nam
   local last=${ns[${#ns[@]} - 1]}
   for n in "${ns[@]}"; do
     d=$out/$name/data-$n
-    local runs=(calm) r
-    [[ $n == "$last" ]] && runs+=(calm_random_mA)
+    local runs=(calm calm_random_mA) r
     for r in "${runs[@]}"; do
       local aug=$out/$name/mA dir=$out/$name/$r-$n
       [[ $r == calm_random_mA ]] && aug=$out/$name/mA_random
@@ -108,13 +109,16 @@ run_design() { # run_design NAME KEYS STEPS_A N... (keys flags come from the nam
       fi
       result "$name" "$n" "$r" kv_math "$(score --calm "$dir" -- "$d/eval_kv_math.jsonl")"
       result "$name" "$n" "$r" num_math "$(score --calm "$dir" -- "$d/eval_num_math.jsonl")"
+      result "$name" "$n" "$r" kv_math_own "$(score --calm "$dir" --limit 200 -- "$d/compose_kv_math.jsonl")"
     done
   done
-  d=$out/$name/data-$last
-  result "$name" "$last" mA kv_subs "$(score --model "$out/$name/mA" -- "$d/eval_kv_subs.jsonl")"
-  result "$name" "$last" mA kv_math "$(score --model "$out/$name/mA" -- "$d/eval_kv_math.jsonl")"
-  result "$name" "$last" mB kv_math "$(score --model "$out/mB" -- "$d/eval_kv_math.jsonl")"
-  result "$name" "$last" mB num_math "$(score --model "$out/mB" -- "$d/eval_num_math.jsonl")"
+  for n in "${ns[@]}"; do # the controls on every N's held-out sets
+    d=$out/$name/data-$n
+    result "$name" "$n" mA kv_subs "$(score --model "$out/$name/mA" -- "$d/eval_kv_subs.jsonl")"
+    result "$name" "$n" mA kv_math "$(score --model "$out/$name/mA" -- "$d/eval_kv_math.jsonl")"
+    result "$name" "$n" mB kv_math "$(score --model "$out/mB" -- "$d/eval_kv_math.jsonl")"
+    result "$name" "$n" mB num_math "$(score --model "$out/mB" -- "$d/eval_num_math.jsonl")"
+  done
 }
 
 : >"$out/results.jsonl"
@@ -125,15 +129,15 @@ run_design() { # run_design NAME KEYS STEPS_A N... (keys flags come from the nam
 import json, sys
 out = sys.argv[1]
 rows = [json.loads(l) for l in open(f"{out}/results.jsonl")]
-lines = ["| design | composition keys N | model | held-out KV-MATH | NUM-MATH | mA KV-SUBS (held-out keys) |",
-         "| --- | --- | --- | --- | --- | --- |"]
+lines = ["| design | composition keys N | model | held-out KV-MATH | own KV-MATH (200 training expressions) | NUM-MATH "
+         "| mA KV-SUBS (held-out keys) |", "| --- | --- | --- | --- | --- | --- | --- |"]
 get = lambda d, n, m, t: next((r["accuracy"] for r in rows if (r["design"], r["n_compose_keys"], r["model"], r["task"]) == (d, n, m, t)), None)
 fmt = lambda x: "-" if x is None else f"{x:.3f}"
 for d in dict.fromkeys(r["design"] for r in rows):
     for n in dict.fromkeys(r["n_compose_keys"] for r in rows if r["design"] == d):
         for m in dict.fromkeys(r["model"] for r in rows if r["design"] == d and r["n_compose_keys"] == n):
-            lines.append(f"| {d} | {n} | {m} | {fmt(get(d, n, m, 'kv_math'))} | {fmt(get(d, n, m, 'num_math'))} | "
-                         f"{fmt(get(d, n, m, 'kv_subs'))} |")
+            lines.append(f"| {d} | {n} | {m} | {fmt(get(d, n, m, 'kv_math'))} | {fmt(get(d, n, m, 'kv_math_own'))} | "
+                         f"{fmt(get(d, n, m, 'num_math'))} | {fmt(get(d, n, m, 'kv_subs'))} |")
 open(f"{out}/results.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
