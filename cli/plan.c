@@ -2,6 +2,7 @@
  * traffic and memory for every rank layout a machine can hold (mpi/plan.h),
  * from per-layer seconds measured here (plan_calib.c), and print the best
  * layouts and why the others lose. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,24 +112,37 @@ static void print_header(FILE *f) {
             "compute", "bubble", "reduce s", "p2p MB", "GB/rank", "limited by / refused because");
 }
 
+/* One JSON object a line, atomically. */
 static int write_json(const char *path, const PlanResult *res, int n) {
     AtomicFile af;
     if (calm_atomic_open(&af, path) != 0) return -1;
-    for (int i = 0; i < n; i++) {
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
         const PlanResult *r = &res[i];
-        char line[1024];
-        int k = snprintf(line, sizeof line,
-                         "{\"S\": %d, \"A\": %d, \"R\": %d, \"M\": %d, \"threads\": %d, \"ranks\": %d, "
-                         "\"ranks_per_node\": %d, \"b\": %d, \"ok\": %s, \"why\": \"%s\", \"step_s\": %.6g, "
-                         "\"tokens_per_s\": %.6g, \"compute_s\": %.6g, \"bubble\": %.4f, \"comm_s\": %.6g, "
-                         "\"opt_s\": %.6g, \"p2p_bytes\": %.6g, \"reduce_bytes\": %.6g, \"mem_gb\": %.4f}\n",
-                         r->lo.S, r->lo.A, r->lo.R, r->lo.M, r->lo.threads, r->ranks, r->ranks_per_node, r->b,
-                         r->verdict == PLAN_OK ? "true" : "false", r->verdict == PLAN_OK ? "" : r->why, r->step_s,
-                         r->tokens_per_s, r->compute_s, r->bubble, r->comm_s, r->opt_s, r->p2p_bytes, r->reduce_bytes,
-                         r->mem_gb);
-        if (calm_atomic_write(&af, line, (size_t)k) != 0) return -1;
+        cJSON *o = cJSON_CreateObject();
+        const struct {
+            const char *key;
+            double v;
+        } nums[] = {{"S", r->lo.S}, {"A", r->lo.A}, {"R", r->lo.R}, {"M", r->lo.M}, {"threads", r->lo.threads},
+                    {"ranks", r->ranks}, {"ranks_per_node", r->ranks_per_node}, {"b", r->b}};
+        for (size_t k = 0; k < sizeof nums / sizeof *nums; k++) cJSON_AddNumberToObject(o, nums[k].key, nums[k].v);
+        cJSON_AddBoolToObject(o, "ok", r->verdict == PLAN_OK);
+        cJSON_AddStringToObject(o, "why", r->verdict == PLAN_OK ? "" : r->why);
+        const struct {
+            const char *key;
+            double v;
+        } figs[] = {{"step_s", r->step_s},     {"tokens_per_s", r->tokens_per_s}, {"compute_s", r->compute_s},
+                    {"bubble", r->bubble},     {"comm_s", r->comm_s},             {"opt_s", r->opt_s},
+                    {"p2p_bytes", r->p2p_bytes}, {"reduce_bytes", r->reduce_bytes}, {"mem_gb", r->mem_gb}};
+        for (size_t k = 0; k < sizeof figs / sizeof *figs; k++) cJSON_AddNumberToObject(o, figs[k].key, figs[k].v);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!line) calm_fatal("free memory", "out of memory printing %s", path);
+        rc = calm_atomic_write(&af, line, strlen(line));
+        if (rc == 0) rc = calm_atomic_write(&af, "\n", 1);
+        cJSON_free(line);
     }
-    return calm_atomic_commit(&af);
+    return rc == 0 ? calm_atomic_commit(&af) : -1;
 }
 
 /* "S,A,R,M[,threads]" or "single" / "dp,R[,threads]". */

@@ -124,9 +124,7 @@ static double scalar_reduce_time(const PlanMachine *mc, int n, int across) {
 }
 
 /* The machine: ranks per node, threads per rank, and what a rank is worth. */
-static int place(const PlanJob *job, const PlanCosts *c, const PlanMachine *mc, PlanLayout *lo, PlanResult *r,
-                 int ranks) {
-    (void)job;
+static int place(const PlanMachine *mc, PlanLayout *lo, PlanResult *r, int ranks) {
     r->ranks = ranks;
     int nodes = ranks < mc->nodes ? ranks : mc->nodes;
     r->ranks_per_node = (ranks + nodes - 1) / nodes;
@@ -135,7 +133,6 @@ static int place(const PlanJob *job, const PlanCosts *c, const PlanMachine *mc, 
         snprintf(r->why, sizeof r->why, "%d ranks a node exceed its %d cores", r->ranks_per_node, mc->cores);
         return PLAN_NO_FIT;
     }
-    (void)c;
     return PLAN_OK;
 }
 
@@ -427,7 +424,7 @@ int plan_predict(const PlanJob *job, const PlanCosts *costs, const PlanMachine *
                costs->T, r->b, job->T);
         return -1;
     }
-    int v = place(job, costs, mc, &r->lo, r, S ? R * (S + A) : R);
+    int v = place(mc, &r->lo, r, S ? R * (S + A) : R);
     if (v != PLAN_OK) {
         r->verdict = v;
         return -1;

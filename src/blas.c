@@ -41,6 +41,13 @@ static int best_arch(const char **why) {
     return -1;
 }
 
+/* BLIS's and OpenMP's thread counts, and calm's record of them. */
+static void use_threads(int threads) {
+    g_threads = threads;
+    bli_thread_set_num_threads(threads);
+    omp_set_num_threads(threads);
+}
+
 void calm_blas_init(int threads) {
     if (g_threads > 0) return;
     if (threads <= 0) {
@@ -67,17 +74,13 @@ void calm_blas_init(int threads) {
      * kernel contexts are registered. */
     bli_init();
     g_arch = bli_arch_string(bli_arch_query_id());
-    g_threads = threads;
-    bli_thread_set_num_threads(threads);
-    omp_set_num_threads(threads);
+    use_threads(threads);
     calm_log("BLIS kernels: %s (%s), threads: %d", g_arch, why, threads);
 }
 
 void calm_blas_set_threads(int threads) {
     calm_blas_init(threads);
-    g_threads = threads;
-    bli_thread_set_num_threads(threads);
-    omp_set_num_threads(threads);
+    use_threads(threads);
 }
 
 int calm_threads(void) { return g_threads > 0 ? g_threads : 1; }
